@@ -1,0 +1,3 @@
+from fte.cli import main
+
+main()

@@ -1,0 +1,523 @@
+"""Find or launch the Dapr runtime the workflows run on.
+
+Resolution order:
+
+1. An already-running sidecar (`DAPR_GRPC_ENDPOINT` or `DAPR_GRPC_PORT` set, as
+   under `dapr run` or on Kubernetes): connect to it and launch nothing.
+2. Otherwise launch an embedded stack — placement, scheduler and daprd — from
+   `FTE_DAPRD`, a `dapr init --slim` install, or the project's own build, on
+   loopback ports, with `components/local/` and a data directory that holds the
+   SQLite actor store, the scheduler's etcd data, logs and the stack record.
+
+One launcher owns a data directory at a time (an advisory `flock`). A second
+launcher on the same directory attaches to the running stack, or refuses with a
+clear message when that stack is unhealthy. Processes left by a launcher that
+crashed are found through the stack record and stopped before a new start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import structlog
+
+from fte.errors import DataDirInUseError, RuntimeSetupError
+from fte.sidecar import PROJECT_ROOT, SidecarBinaries, find_binaries
+
+log = structlog.get_logger(__name__)
+
+APP_ID = "fte"
+DEFAULT_COMPONENTS_DIR = PROJECT_ROOT / "components" / "local"
+STACK_RECORD = "stack.json"
+PORTS_RECORD = "ports.json"
+LOCK_FILE = "stack.lock"
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 10.0
+
+# Ports are remembered per data directory because the scheduler's embedded etcd
+# records its peer URL on first boot; restarting it on other ports works but
+# leaves etcd advertising a dead address.
+_PORT_NAMES = (
+    "placement",
+    "placement_healthz",
+    "placement_raft",
+    "scheduler",
+    "scheduler_healthz",
+    "scheduler_etcd_client",
+    "scheduler_etcd_peer",
+    "daprd_grpc",
+    "daprd_http",
+    "daprd_internal_grpc",
+)
+
+
+@dataclass(frozen=True)
+class RuntimeEndpoint:
+    """How clients reach the sidecar. host/port None means: use DAPR_* env settings."""
+
+    host: str | None
+    grpc_port: int | None
+    http_port: int | None
+    owned: bool
+    description: str
+
+    @property
+    def grpc_address(self) -> str | None:
+        if self.host is None or self.grpc_port is None:
+            return None
+        return f"{self.host}:{self.grpc_port}"
+
+
+def external_endpoint() -> RuntimeEndpoint | None:
+    """The sidecar named by the environment (dapr run, Kubernetes), if any."""
+    endpoint = os.environ.get("DAPR_GRPC_ENDPOINT")
+    port = os.environ.get("DAPR_GRPC_PORT")
+    if not endpoint and not port:
+        return None
+    http_port = os.environ.get("DAPR_HTTP_PORT")
+    if endpoint:
+        return RuntimeEndpoint(
+            host=None,
+            grpc_port=None,
+            http_port=int(http_port) if http_port else None,
+            owned=False,
+            description=f"external sidecar at DAPR_GRPC_ENDPOINT={endpoint}",
+        )
+    assert port is not None
+    if not port.isdigit():
+        raise RuntimeSetupError(f"DAPR_GRPC_PORT must be a port number, got {port!r}")
+    host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
+    return RuntimeEndpoint(
+        host=host,
+        grpc_port=int(port),
+        http_port=int(http_port) if http_port else None,
+        owned=False,
+        description=f"external sidecar at {host}:{port}",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pid_runs(pid: int, executable: str) -> bool:
+    """True when `pid` is alive and runs `executable` (guards against PID reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and cmdline[0].decode(errors="replace") == executable
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask the kernel to SIGTERM it when the launcher dies.
+
+    This is what keeps a SIGKILLed launcher from leaving orphans; the stack
+    record covers the rare case where it still happens (e.g. a PID namespace).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Proc:
+    role: str
+    popen: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+
+
+@dataclass
+class EmbeddedStack:
+    """placement + scheduler + daprd on loopback, owned by this process."""
+
+    data_dir: Path
+    components_dir: Path = DEFAULT_COMPONENTS_DIR
+    config_file: Path | None = None
+    binaries: SidecarBinaries | None = None
+    app_id: str = APP_ID
+    log_level: str = "info"
+    _procs: list[_Proc] = field(default_factory=list, init=False)
+    _lock_fd: int | None = field(default=None, init=False)
+    _ports: dict[str, int] = field(default_factory=dict, init=False)
+    endpoint: RuntimeEndpoint | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.components_dir = Path(self.components_dir).resolve()
+        if self.config_file is None:
+            self.config_file = self.components_dir / "config.yaml"
+
+    # -- public API ------------------------------------------------------
+
+    def start(self) -> RuntimeEndpoint:
+        """Start the stack, or attach to the one already serving this data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.components_dir.is_dir():
+            raise RuntimeSetupError(f"components directory {self.components_dir} does not exist")
+        if not self._acquire_lock():
+            return self._attach()
+        try:
+            self._stop_stale()
+            binaries = self.binaries or find_binaries()
+            self._ports = self._choose_ports()
+            started = time.monotonic()
+            self._launch(binaries)
+            self._write_record(binaries)
+            self._wait_ready()
+            log.info(
+                "dapr stack ready",
+                data_dir=str(self.data_dir),
+                grpc_port=self._ports["daprd_grpc"],
+                seconds=round(time.monotonic() - started, 2),
+                binaries=binaries.origin,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        self.endpoint = RuntimeEndpoint(
+            host="127.0.0.1",
+            grpc_port=self._ports["daprd_grpc"],
+            http_port=self._ports["daprd_http"],
+            owned=True,
+            description=f"embedded Dapr stack in {self.data_dir}",
+        )
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop daprd first (it drains workflow work), then scheduler and placement."""
+        for proc in reversed(self._procs):
+            self._terminate(proc)
+        self._procs.clear()
+        if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / STACK_RECORD).unlink()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def kill(self) -> None:
+        """SIGKILL every process at once, as a crash or power loss would (tests use it)."""
+        for proc in self._procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.kill()
+        for proc in self._procs:
+            proc.popen.wait()
+            proc.log_file.close()
+        self._procs.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> RuntimeEndpoint:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return dict(self._ports)
+
+    @property
+    def owner(self) -> bool:
+        return self._lock_fd is not None
+
+    # -- ownership -------------------------------------------------------
+
+    def _acquire_lock(self) -> bool:
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self._lock_fd = fd
+        return True
+
+    def _read_record(self) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = json.loads((self.data_dir / STACK_RECORD).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return record
+
+    def _attach(self) -> RuntimeEndpoint:
+        """Another live launcher owns the directory: reuse its stack if it is healthy."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        record = None
+        while time.monotonic() < deadline:
+            record = self._read_record()
+            if record and record.get("ready") and _http_ok(self._health_url(record)):
+                ports = record["ports"]
+                self.endpoint = RuntimeEndpoint(
+                    host="127.0.0.1",
+                    grpc_port=int(ports["daprd_grpc"]),
+                    http_port=int(ports["daprd_http"]),
+                    owned=False,
+                    description=(
+                        f"embedded Dapr stack in {self.data_dir} "
+                        f"(owned by pid {record.get('owner_pid')})"
+                    ),
+                )
+                return self.endpoint
+            # The owner may still be starting its stack: give it the ready timeout.
+            if record and not _pid_alive(int(record.get("owner_pid", 0))):
+                break
+            time.sleep(0.2)
+        owner = record.get("owner_pid") if record else "unknown"
+        raise DataDirInUseError(
+            f"data directory {self.data_dir} is locked by another fte process (pid {owner}) "
+            "whose Dapr runtime is not healthy; stop that process or choose another --data-dir"
+        )
+
+    @staticmethod
+    def _health_url(record: dict[str, Any]) -> str:
+        return f"http://127.0.0.1:{record['ports']['daprd_http']}/v1.0/healthz"
+
+    def _stop_stale(self) -> None:
+        """Stop processes a crashed launcher left behind (we hold the lock, so none is live)."""
+        record = self._read_record()
+        if not record:
+            return
+        stale = [
+            (role, int(pid))
+            for role, pid in record.get("pids", {}).items()
+            if _pid_runs(int(pid), record.get("executables", {}).get(role, ""))
+        ]
+        for role, pid in stale:
+            log.warning("stopping stale runtime process", role=role, pid=pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for _role, pid in stale:
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        (self.data_dir / STACK_RECORD).unlink(missing_ok=True)
+
+    def _write_record(self, binaries: SidecarBinaries, *, ready: bool = False) -> None:
+        record = {
+            "owner_pid": os.getpid(),
+            "ready": ready,
+            "ports": self._ports,
+            "pids": {p.role: p.popen.pid for p in self._procs},
+            "executables": {
+                "placement": str(binaries.placement),
+                "scheduler": str(binaries.scheduler),
+                "daprd": str(binaries.daprd),
+            },
+            "binaries": binaries.origin,
+        }
+        tmp = self.data_dir / (STACK_RECORD + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(self.data_dir / STACK_RECORD)
+
+    # -- launching -------------------------------------------------------
+
+    def _choose_ports(self) -> dict[str, int]:
+        path = self.data_dir / PORTS_RECORD
+        remembered: dict[str, int] = {}
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            remembered = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+        ports: dict[str, int] = {}
+        for name in _PORT_NAMES:
+            port = remembered.get(name)
+            if port is None or port in ports.values() or not _port_is_free(port):
+                port = _free_port()
+                while port in ports.values():
+                    port = _free_port()
+            ports[name] = port
+        path.write_text(json.dumps(ports, indent=2))
+        return ports
+
+    def _spawn(self, role: str, argv: list[str], process_group: int) -> _Proc:
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        log_file = (logs / f"{role}.log").open("ab")
+        log_file.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {role}\n".encode())
+        log_file.flush()
+        popen = subprocess.Popen(
+            argv,
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            process_group=process_group,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+        proc = _Proc(role, popen, log_file)
+        self._procs.append(proc)
+        return proc
+
+    def _launch(self, binaries: SidecarBinaries) -> None:
+        p = self._ports
+        lo = "127.0.0.1"
+        placement = self._spawn(
+            "placement",
+            [
+                str(binaries.placement),
+                "--port", str(p["placement"]),
+                "--listen-address", lo,
+                "--healthz-port", str(p["placement_healthz"]),
+                "--healthz-listen-address", lo,
+                "--initial-cluster", f"dapr-placement-0={lo}:{p['placement_raft']}",
+                "--enable-metrics=false",
+                "--log-level", self.log_level,
+            ],
+            process_group=0,
+        )  # fmt: skip
+        # One process group for the whole stack, so `kill -- -PGID` stops all of it.
+        group = placement.popen.pid
+        self._spawn(
+            "scheduler",
+            [
+                str(binaries.scheduler),
+                "--port", str(p["scheduler"]),
+                "--listen-address", lo,
+                "--healthz-port", str(p["scheduler_healthz"]),
+                "--healthz-listen-address", lo,
+                "--etcd-data-dir", str(self.data_dir / "scheduler"),
+                "--etcd-client-port", str(p["scheduler_etcd_client"]),
+                "--etcd-client-listen-address", lo,
+                "--etcd-initial-cluster",
+                f"dapr-scheduler-server-0=http://{lo}:{p['scheduler_etcd_peer']}",
+                "--identity-directory-write", str(self.data_dir / "identity"),
+                "--enable-metrics=false",
+                "--log-level", self.log_level,
+            ],
+            process_group=group,
+        )  # fmt: skip
+        self._wait_http("placement", f"http://{lo}:{p['placement_healthz']}/healthz")
+        self._wait_http("scheduler", f"http://{lo}:{p['scheduler_healthz']}/healthz")
+        self._spawn(
+            "daprd",
+            [
+                str(binaries.daprd),
+                "--app-id", self.app_id,
+                "--mode", "standalone",
+                "--dapr-grpc-port", str(p["daprd_grpc"]),
+                "--dapr-http-port", str(p["daprd_http"]),
+                "--dapr-internal-grpc-port", str(p["daprd_internal_grpc"]),
+                "--dapr-listen-addresses", lo,
+                "--dapr-internal-grpc-listen-address", lo,
+                "--placement-host-address", f"{lo}:{p['placement']}",
+                "--scheduler-host-address", f"{lo}:{p['scheduler']}",
+                "--resources-path", str(self.components_dir),
+                "--config", str(self.config_file),
+                "--enable-metrics=false",
+                "--log-level", self.log_level,
+            ],
+            process_group=group,
+        )  # fmt: skip
+
+    def _wait_http(self, role: str, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        proc = next(p for p in self._procs if p.role == role)
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeSetupError(
+                    f"{role} exited with code {proc.popen.returncode} during start-up; "
+                    f"see {self.data_dir / 'logs' / (role + '.log')}"
+                )
+            if _http_ok(url):
+                return
+            time.sleep(0.05)
+        raise RuntimeSetupError(
+            f"{role} was not healthy after {READY_TIMEOUT_S:.0f}s; "
+            f"see {self.data_dir / 'logs' / (role + '.log')}"
+        )
+
+    def _wait_ready(self) -> None:
+        self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
+        binaries_record = self._read_record()
+        assert binaries_record is not None
+        binaries_record["ready"] = True
+        tmp = self.data_dir / (STACK_RECORD + ".tmp")
+        tmp.write_text(json.dumps(binaries_record, indent=2))
+        tmp.replace(self.data_dir / STACK_RECORD)
+
+    def _terminate(self, proc: _Proc) -> None:
+        if proc.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("runtime process ignored SIGTERM; killing it", role=proc.role)
+                proc.popen.kill()
+                proc.popen.wait()
+        proc.log_file.close()
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("FTE_DATA_DIR", ".fte")).expanduser()
+
+
+@contextlib.contextmanager
+def dapr_runtime(data_dir: Path | None = None) -> Iterator[RuntimeEndpoint]:
+    """Yield an endpoint: the external sidecar if the environment names one, else our own stack."""
+    external = external_endpoint()
+    if external is not None:
+        yield external
+        return
+    stack = EmbeddedStack(data_dir=data_dir or default_data_dir())
+    with stack as endpoint:
+        yield endpoint

@@ -1,0 +1,204 @@
+"""Build the Dapr runtime binaries from the pinned Go module and cache them.
+
+The binaries (daprd, placement, scheduler) are built from `sidecar/`, a Go
+module that requires `github.com/dapr/dapr`. They are installed into
+`<cache>/dapr/<version>-<wrapper hash>/` outside the repository, so every
+clone and CI run on a machine reuses one build; a change to the version or to
+any file of the wrapper module produces a new hash and therefore a rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fte.errors import SidecarBuildError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SIDECAR_MODULE = PROJECT_ROOT / "sidecar"
+ROLES = ("daprd", "placement", "scheduler")
+_READY_MARKER = "BUILD_OK"
+
+
+@dataclass(frozen=True)
+class SidecarBinaries:
+    """Paths of one complete set of runtime binaries."""
+
+    daprd: Path
+    placement: Path
+    scheduler: Path
+    origin: str
+
+    @classmethod
+    def in_dir(cls, directory: Path, origin: str) -> SidecarBinaries:
+        return cls(
+            daprd=directory / "daprd",
+            placement=directory / "placement",
+            scheduler=directory / "scheduler",
+            origin=origin,
+        )
+
+    def exist(self) -> bool:
+        return all(os.access(p, os.X_OK) for p in (self.daprd, self.placement, self.scheduler))
+
+
+def cache_root() -> Path:
+    """Where built runtimes live: FTE_CACHE_DIR, else XDG_CACHE_HOME/fte, else ~/.cache/fte."""
+    explicit = os.environ.get("FTE_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "fte"
+
+
+def dapr_version(module: Path = SIDECAR_MODULE) -> str:
+    """The `github.com/dapr/dapr` version the wrapper module pins."""
+    go_mod = (module / "go.mod").read_text()
+    match = re.search(r"^\s*require\s+github\.com/dapr/dapr\s+(v\S+)", go_mod, re.MULTILINE)
+    if not match:
+        match = re.search(r"^\s+github\.com/dapr/dapr\s+(v\S+)", go_mod, re.MULTILINE)
+    if not match:
+        raise SidecarBuildError(f"{module / 'go.mod'} does not require github.com/dapr/dapr")
+    return match.group(1)
+
+
+def wrapper_hash(module: Path = SIDECAR_MODULE) -> str:
+    """A digest of every source file of the wrapper module (go.mod, go.sum, *.go)."""
+    digest = hashlib.sha256()
+    files = sorted(
+        p for p in module.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name.startswith("go."))
+    )
+    for path in files:
+        digest.update(path.relative_to(module).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def build_dir(module: Path = SIDECAR_MODULE) -> Path:
+    return cache_root() / "dapr" / f"{dapr_version(module)}-{wrapper_hash(module)}"
+
+
+def cached_build(module: Path = SIDECAR_MODULE) -> SidecarBinaries | None:
+    directory = build_dir(module)
+    binaries = SidecarBinaries.in_dir(directory, origin=f"project build {directory}")
+    if (directory / _READY_MARKER).exists() and binaries.exist():
+        return binaries
+    return None
+
+
+def _go_executable() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise SidecarBuildError(
+            "Go is not installed, so the Dapr runtime cannot be built: install Go >= 1.26 "
+            "(https://go.dev/doc/install or `apt-get install golang`), or set FTE_DAPRD to an "
+            "existing daprd binary (placement and scheduler are looked up beside it)."
+        )
+    return go
+
+
+def build(
+    module: Path = SIDECAR_MODULE,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> SidecarBinaries:
+    """Build daprd, placement and scheduler into the cache, unless already there.
+
+    `progress` receives human-readable lines while `go build` runs (it can take
+    several minutes on a cold module cache).
+    """
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    if not force:
+        existing = cached_build(module)
+        if existing is not None:
+            return existing
+
+    go = _go_executable()
+    target = build_dir(module)
+    version = dapr_version(module)
+    staging = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log_path = target.parent / f"build-{target.name}.log"
+
+    env = dict(os.environ, CGO_ENABLED="0")
+    ldflags = f"-X github.com/dapr/dapr/pkg/buildinfo.version={version.removeprefix('v')}"
+    cmd = [
+        go, "build", "-v", "-trimpath", "-ldflags", ldflags,
+        "-o", str(staging) + os.sep, "./cmd/daprd", "./cmd/placement", "./cmd/scheduler",
+    ]  # fmt: skip
+    say(f"Building the Dapr runtime {version} from source into {target} (first run only)")
+    say(f"  go build log: {log_path}")
+    started = time.monotonic()
+    compiled = 0
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=module, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        last_report = started
+        for line in proc.stdout:
+            log.write(line)
+            compiled += 1
+            now = time.monotonic()
+            if now - last_report >= 15:
+                say(f"  ... {compiled} packages compiled, {now - started:.0f}s elapsed")
+                last_report = now
+        returncode = proc.wait()
+    if returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        tail = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise SidecarBuildError(
+            f"building the Dapr runtime failed (exit {returncode}): {tail[0]} — see {log_path}"
+        )
+    (staging / _READY_MARKER).write_text(
+        f"dapr {version}\nwrapper {wrapper_hash(module)}\nbuild_seconds {time.monotonic() - started:.0f}\n"
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    say(f"Dapr runtime {version} built in {time.monotonic() - started:.0f}s")
+    return SidecarBinaries.in_dir(target, origin=f"project build {target}")
+
+
+def find_binaries(*, build_if_missing: bool = True) -> SidecarBinaries:
+    """Locate runtime binaries: FTE_DAPRD, then `dapr init --slim`, then the project build."""
+    explicit = os.environ.get("FTE_DAPRD")
+    if explicit:
+        daprd = Path(explicit).expanduser()
+        binaries = SidecarBinaries(
+            daprd=daprd,
+            placement=daprd.with_name("placement"),
+            scheduler=daprd.with_name("scheduler"),
+            origin=f"FTE_DAPRD={daprd}",
+        )
+        if not binaries.exist():
+            raise SidecarBuildError(
+                f"FTE_DAPRD points at {daprd}, but daprd, placement and scheduler must all be "
+                f"executables in {daprd.parent}"
+            )
+        return binaries
+
+    slim = SidecarBinaries.in_dir(Path.home() / ".dapr" / "bin", origin="dapr init --slim")
+    if slim.exist():
+        return slim
+
+    cached = cached_build()
+    if cached is not None:
+        return cached
+    if not build_if_missing:
+        raise SidecarBuildError(
+            "no Dapr runtime found: run `make sidecar` to build it (or set FTE_DAPRD)"
+        )
+    return build()
