@@ -1,0 +1,45 @@
+"""Shared fixtures: the real Dapr stack, started once per test session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dapr.ext.workflow as wf
+import pytest
+
+from fte.runtime import EmbeddedStack, RuntimeEndpoint
+from fte.sidecar import find_binaries
+
+
+@pytest.fixture(scope="session")
+def dapr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeEndpoint]:
+    """The embedded placement + scheduler + daprd stack on a fresh data directory."""
+    # Never let an outer `dapr run` environment redirect the tests to another sidecar.
+    for var in ("DAPR_GRPC_ENDPOINT", "DAPR_GRPC_PORT", "DAPR_HTTP_PORT"):
+        os.environ.pop(var, None)
+    stack = EmbeddedStack(data_dir=tmp_path_factory.mktemp("dapr-data"), binaries=find_binaries())
+    with stack as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def wf_client(dapr_stack: RuntimeEndpoint) -> Iterator[wf.DaprWorkflowClient]:
+    client = wf.DaprWorkflowClient(host=dapr_stack.host, port=str(dapr_stack.grpc_port))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def instance_id(request: pytest.FixtureRequest) -> str:
+    """A unique workflow instance ID per test, so tests never share engine state."""
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def count_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "counts"
+    directory.mkdir()
+    return directory
