@@ -1,3 +1,3 @@
-from fte.cli import main
+from fte.cli import run
 
-main()
+run()

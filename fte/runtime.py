@@ -135,7 +135,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An exited child that nobody reaped yet (a zombie) is gone for our purposes.
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def _pid_runs(pid: int, executable: str) -> bool:
@@ -185,6 +189,7 @@ class EmbeddedStack:
     binaries: SidecarBinaries | None = None
     app_id: str = APP_ID
     log_level: str = "info"
+    attach_timeout_s: float = READY_TIMEOUT_S
     _procs: list[_Proc] = field(default_factory=list, init=False)
     _lock_fd: int | None = field(default=None, init=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False)
@@ -299,7 +304,7 @@ class EmbeddedStack:
 
     def _attach(self) -> RuntimeEndpoint:
         """Another live launcher owns the directory: reuse its stack if it is healthy."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + self.attach_timeout_s
         record = None
         while time.monotonic() < deadline:
             record = self._read_record()
@@ -464,6 +469,8 @@ class EmbeddedStack:
                 "--config", str(self.config_file),
                 "--enable-metrics=false",
                 "--log-level", self.log_level,
+                # In-flight work is durable, so a bounded drain is enough on stop.
+                "--dapr-graceful-shutdown-seconds", "5",
             ],
             process_group=group,
         )  # fmt: skip

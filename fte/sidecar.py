@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIDECAR_MODULE = PROJECT_ROOT / "sidecar"
 ROLES = ("daprd", "placement", "scheduler")
 _READY_MARKER = "BUILD_OK"
+_GO_META = ("go.mod", "go.sum")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def wrapper_hash(module: Path = SIDECAR_MODULE) -> str:
     """A digest of every source file of the wrapper module (go.mod, go.sum, *.go)."""
     digest = hashlib.sha256()
     files = sorted(
-        p for p in module.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name.startswith("go."))
+        p for p in module.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name in _GO_META)
     )
     for path in files:
         digest.update(path.relative_to(module).as_posix().encode())
@@ -163,8 +164,9 @@ def build(
         raise SidecarBuildError(
             f"building the Dapr runtime failed (exit {returncode}): {tail[0]} — see {log_path}"
         )
+    elapsed = time.monotonic() - started
     (staging / _READY_MARKER).write_text(
-        f"dapr {version}\nwrapper {wrapper_hash(module)}\nbuild_seconds {time.monotonic() - started:.0f}\n"
+        f"dapr {version}\nwrapper {wrapper_hash(module)}\nbuild_seconds {elapsed:.0f}\n"
     )
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import TracebackType
 
 import dapr.ext.workflow as wf
-from dapr.ext.workflow.logger import LoggerOptions
 import structlog
+from dapr.ext.workflow.logger import LoggerOptions
 
 from fte.errors import RuntimeSetupError
 
@@ -38,7 +37,7 @@ class WorkflowWorker:
             port=str(port) if port is not None else None,
             # The SDK logs every registration and reconnect at INFO to stderr;
             # keep the terminal for our own progress output.
-            logger_options=LoggerOptions(log_level=logging.WARNING),
+            logger_options=LoggerOptions(log_level="WARNING"),
             worker_ready_timeout=ready_timeout_s,
             maximum_concurrent_activity_work_items=max_concurrent_activities,
         )

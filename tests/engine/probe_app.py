@@ -11,7 +11,7 @@ import argparse
 import signal
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ def durable_wf(ctx: wf.DaprWorkflowContext, inp: dict[str, Any]) -> Generator[An
     return {"first": first, "second": second, "third": third}
 
 
-WORKFLOWS = {
+WORKFLOWS: dict[str, Callable[..., Any]] = {
     "probe_retry": retry_wf,
     "probe_fanout": fanout_wf,
     "probe_child": child_wf,
@@ -123,7 +123,7 @@ WORKFLOWS = {
     "probe_waiting": waiting_wf,
     "probe_durable": durable_wf,
 }
-ACTIVITIES = {
+ACTIVITIES: dict[str, Callable[..., Any]] = {
     "probe_flaky": flaky,
     "probe_square": square,
     "probe_record": record,

@@ -1,0 +1,42 @@
+# Two entry points matter: `make run` (the main job) and `make test` (everything CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: setup sidecar run doctor test lint typecheck unit engine bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Builds daprd, placement and scheduler from the pinned github.com/dapr/dapr module
+# into ~/.cache/fte/dapr/<version>-<hash>/ (skipped when already built).
+sidecar: setup
+	$(BIN)/python -m fte sidecar build
+
+run: sidecar
+	$(BIN)/python -m fte doctor
+
+doctor: sidecar
+	$(BIN)/python -m fte doctor
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: lint typecheck sidecar
+	$(BIN)/pytest
+
+bench: sidecar
+	$(BIN)/python benchmarks/runtime_start.py
+
+clean:
+	rm -rf $(VENV) .fte .pytest_cache .mypy_cache .ruff_cache
