@@ -1,0 +1,365 @@
+"""The one way FTE talks to a model: JSON-schema structured output over the `openai` SDK.
+
+Retries have exactly one owner per layer. The SDK's own retries are off (`max_retries=0`);
+tenacity retries only HTTP-level transient failures inside one call, a small bounded budget;
+everything longer-lived belongs to the workflow's RetryPolicy, so each activity attempt is
+visible in workflow history. Permanent failures surface after a single HTTP attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
+
+import httpx
+import openai
+import structlog
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from fte.contracts import TokenUsage
+from fte.errors import (
+    LLMAuthError,
+    LLMConfigError,
+    LLMOutputError,
+    LLMPermanentError,
+    LLMQuotaError,
+    LLMRequestError,
+    LLMTransientError,
+)
+
+if TYPE_CHECKING:
+    import httpx2
+
+T = TypeVar("T", bound=BaseModel)
+
+log = structlog.get_logger(__name__)
+
+# Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) ignore the key, but the SDK
+# refuses to build a client without one.
+_PLACEHOLDER_API_KEY = "not-needed"
+_MAX_SERVER_MESSAGE_CHARS = 200
+_MAX_REPORTED_VALIDATION_ERRORS = 10
+
+
+class LLMConfig(BaseModel):
+    """How to reach the model server and how patient to be with it inside one call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    timeout_s: float = 60
+    max_http_attempts: int = 3
+    max_retry_after_s: float = 30
+    backoff_base_s: float = 0.5
+
+    @classmethod
+    def from_env(cls) -> LLMConfig:
+        """Read OPENAI_API_KEY and OPENAI_BASE_URL; blank values count as unset."""
+        api_key = os.environ.get("OPENAI_API_KEY", "").strip()
+        base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+        return cls(api_key=SecretStr(api_key) if api_key else None, base_url=base_url or None)
+
+
+class LLMResult(BaseModel, Generic[T]):
+    """A validated model output plus what it cost to get it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    output: T
+    usage: TokenUsage
+    model: str
+    http_attempts: int
+
+
+class LLMClient:
+    """Structured-output chat completions with bounded HTTP retries and one repair call."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        http_client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._config = config
+        self._sleep = sleep
+        # An injected client may be shared (a test router, an in-process model): its owner
+        # closes it, not us.
+        self._owns_http_client = http_client is None
+        self._api_key = config.api_key.get_secret_value() if config.api_key else None
+        if self._api_key is None and config.base_url is None:
+            raise LLMConfigError(
+                "OPENAI_API_KEY is not set: export it, or point OPENAI_BASE_URL at a local "
+                "OpenAI-compatible server."
+            )
+        self._openai = openai.OpenAI(
+            api_key=self._api_key or _PLACEHOLDER_API_KEY,
+            base_url=config.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,
+            # openai 3.x is typed for httpx2 but accepts a classic httpx.Client at runtime;
+            # keeping httpx here is what lets respx and in-process transports plug in.
+            http_client=cast("httpx2.Client | None", http_client),
+        )
+
+    def close(self) -> None:
+        if self._owns_http_client:
+            self._openai.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def structured(
+        self,
+        *,
+        agent: str,
+        model: str,
+        system: str,
+        user: str,
+        output_model: type[T],
+    ) -> LLMResult[T]:
+        """Ask `model` for JSON matching `output_model`, repairing invalid output once."""
+        response_format: ResponseFormatJSONSchema = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": output_model.__name__,
+                "schema": output_model.model_json_schema(),
+                # Non-strict: strict mode rejects common pydantic schemas (defaults, minItems)
+                # and many local servers do not implement it; pydantic validates instead.
+                "strict": False,
+            },
+        }
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
+        completion, attempts = self._complete(agent, model, messages, response_format, 0)
+        usage = _usage(completion)
+        content = _content(completion)
+        try:
+            output = output_model.model_validate_json(content)
+        except ValidationError as first_error:
+            log.warning(
+                "llm.repair", agent=agent, model=model, validation_errors=first_error.error_count()
+            )
+            messages += [
+                {"role": "assistant", "content": content},
+                {"role": "user", "content": _repair_request(output_model, first_error)},
+            ]
+            completion, attempts = self._complete(agent, model, messages, response_format, attempts)
+            usage += _usage(completion)
+            try:
+                output = output_model.model_validate_json(_content(completion))
+            except ValidationError as second_error:
+                raise LLMOutputError(
+                    f"{agent}: model '{model}' returned output that does not match "
+                    f"{output_model.__name__} even after one repair call "
+                    f"({_summarise(second_error)}); use a model that supports JSON-schema output.",
+                    agent=agent,
+                    model=model,
+                    status_code=200,
+                    attempts=attempts,
+                ) from second_error
+        log.info(
+            "llm.call",
+            agent=agent,
+            model=model,
+            http_attempts=attempts,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        return LLMResult(output=output, usage=usage, model=model, http_attempts=attempts)
+
+    def _complete(
+        self,
+        agent: str,
+        model: str,
+        messages: list[ChatCompletionMessageParam],
+        response_format: ResponseFormatJSONSchema,
+        prior_attempts: int,
+    ) -> tuple[ChatCompletion, int]:
+        """One chat completion; returns it with the running count of HTTP attempts."""
+        attempts = prior_attempts
+
+        def send() -> ChatCompletion:
+            nonlocal attempts
+            attempts += 1
+            return self._openai.chat.completions.create(
+                model=model, messages=messages, response_format=response_format
+            )
+
+        def log_retry(state: RetryCallState) -> None:
+            log.warning(
+                "llm.retry",
+                agent=agent,
+                model=model,
+                http_attempts=attempts,
+                reason=_describe(_exception(state)),
+                wait_s=state.upcoming_sleep,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._config.max_http_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(send), attempts
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc, agent, model, attempts) from exc
+        except openai.APIConnectionError as exc:
+            raise LLMTransientError(
+                f"{agent}: could not reach the model server for '{model}' after {attempts} HTTP "
+                f"attempts ({_describe(exc)}); check OPENAI_BASE_URL and the network.",
+                agent=agent,
+                model=model,
+                status_code=None,
+                attempts=attempts,
+            ) from exc
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Honour the server's Retry-After when it gives one, else back off exponentially."""
+        exc = _exception(state)
+        if isinstance(exc, openai.APIStatusError):
+            retry_after = _retry_after_s(exc.response.headers.get("retry-after"))
+            if retry_after is not None:
+                return min(retry_after, self._config.max_retry_after_s)
+        backoff = self._config.backoff_base_s * 2.0 ** (state.attempt_number - 1)
+        return min(backoff, self._config.max_retry_after_s)
+
+    def _status_error(
+        self, exc: openai.APIStatusError, agent: str, model: str, attempts: int
+    ) -> LLMTransientError | LLMPermanentError:
+        status = exc.status_code
+        detail = f"HTTP {status}: {self._server_message(exc)}"
+        error_class: type[LLMTransientError | LLMPermanentError]
+        if _is_transient(exc):
+            error_class = LLMTransientError
+            message = (
+                f"{agent}: model server still failing for '{model}' after {attempts} HTTP "
+                f"attempts ({detail}); the workflow will retry, or try again later."
+            )
+        elif _is_quota_exhausted(exc):
+            error_class = LLMQuotaError
+            message = (
+                f"{agent}: the account behind OPENAI_API_KEY is out of quota ({detail}); "
+                "add credit or use another key."
+            )
+        elif status in (401, 403):
+            error_class = LLMAuthError
+            message = (
+                f"{agent}: the model server refused the credentials for '{model}' ({detail}); "
+                "check OPENAI_API_KEY and OPENAI_BASE_URL."
+            )
+        else:
+            error_class = LLMRequestError
+            message = (
+                f"{agent}: the model server rejected the request for '{model}' ({detail}); "
+                "check the model name and that the server supports JSON-schema output."
+            )
+        return error_class(message, agent=agent, model=model, status_code=status, attempts=attempts)
+
+    def _server_message(self, exc: openai.APIStatusError) -> str:
+        """The server's own explanation, one line, short, and without our key in it."""
+        body = exc.body
+        message = body.get("message") if isinstance(body, dict) else None
+        text = str(message) if message else "no details"
+        if self._api_key:
+            # Some servers echo the credential back in their error text.
+            text = text.replace(self._api_key, "***")
+        text = " ".join(text.split())
+        if len(text) > _MAX_SERVER_MESSAGE_CHARS:
+            text = text[: _MAX_SERVER_MESSAGE_CHARS - 3] + "..."
+        return text
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429:
+            return not _is_quota_exhausted(exc)
+        # 408 is the server timing out on us: the same condition as a client-side timeout.
+        return exc.status_code == 408 or exc.status_code >= 500
+    return False
+
+
+def _is_quota_exhausted(exc: openai.APIStatusError) -> bool:
+    # OpenAI reports an empty balance as a 429 too; only the error code tells them apart.
+    return exc.status_code == 429 and "insufficient_quota" in (exc.code, exc.type)
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    # Only the delta-seconds form; an HTTP-date falls back to exponential backoff.
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _exception(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome else None
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection error"
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    return type(exc).__name__
+
+
+def _content(completion: ChatCompletion) -> str:
+    # An empty choice list or a refusal has no content; validating "" then fails as invalid
+    # JSON, which routes it through the same single repair call as any other bad output.
+    if not completion.choices:
+        return ""
+    return completion.choices[0].message.content or ""
+
+
+def _usage(completion: ChatCompletion) -> TokenUsage:
+    # Some local servers omit usage; the call still counts.
+    usage = completion.usage
+    if usage is None:
+        return TokenUsage(calls=1)
+    return TokenUsage(
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, calls=1
+    )
+
+
+def _summarise(error: ValidationError) -> str:
+    """A one-line digest of a pydantic error, without echoing the (possibly long) input."""
+    problems = []
+    for item in error.errors(include_url=False)[:_MAX_REPORTED_VALIDATION_ERRORS]:
+        location = ".".join(str(part) for part in item["loc"]) or "<root>"
+        problems.append(f"{location}: {' '.join(item['msg'].split())}")
+    more = error.error_count() - len(problems)
+    if more > 0:
+        problems.append(f"and {more} more")
+    return "; ".join(problems)
+
+
+def _repair_request(output_model: type[BaseModel], error: ValidationError) -> str:
+    return (
+        f"Your previous reply is not valid JSON for the {output_model.__name__} schema: "
+        f"{_summarise(error)}.\n"
+        "Reply again with only the corrected JSON object that matches the schema: "
+        "no explanations, no Markdown code fences."
+    )
