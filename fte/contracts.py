@@ -79,3 +79,258 @@ class CheckedClaim(Contract):
     verdict: Verdict
     evidence: str = Field(description="Verbatim quote from the cited passage, or '' if none.")
     evidence_source_id: str | None = None
+
+
+# -- run configuration (workflow input: never secrets) ---------------------
+
+
+class AgentModels(Contract):
+    """The model name each agent calls; any OpenAI-compatible server's names work."""
+
+    planner: str = "gpt-4o-mini"
+    source_finder: str = "gpt-4o-mini"
+    analyst: str = "gpt-4o-mini"
+    fact_checker: str = "gpt-4o-mini"
+    writer: str = "gpt-4o-mini"
+
+
+CitationPolicy = Literal["remove", "mark"]
+
+
+class RunConfig(Contract):
+    """Everything a research run needs, passed in as workflow input so replays see it unchanged."""
+
+    query: str = Field(min_length=1)
+    corpus_dir: str
+    models: AgentModels = Field(default_factory=AgentModels)
+    require_approval: bool = False
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
+    approval_reminder_interval_s: float = Field(default=600.0, gt=0)
+    auto_approve_on_timeout: bool = False
+    progress_checkin_interval_s: float = Field(default=120.0, gt=0)
+    citation_policy: CitationPolicy = "remove"
+    max_sub_questions: int = Field(default=8, ge=3, le=8)
+    sources_per_question: int = Field(default=4, ge=1, le=10)
+    search_candidates: int = Field(default=8, ge=1, le=30)
+
+
+# -- progress (workflow custom status) ------------------------------------
+
+Stage = Literal[
+    "planning",
+    "awaiting_approval",
+    "finding_sources",
+    "analysing",
+    "fact_checking",
+    "writing",
+    "finalizing",
+    "compensating",
+    "completed",
+    "failed",
+    "rejected",
+    "cancelled",
+]
+TERMINAL_STAGES: frozenset[str] = frozenset({"completed", "failed", "rejected", "cancelled"})
+
+
+class SubQuestionProgress(Contract):
+    id: str
+    text: str
+    state: Literal["pending", "searching", "done", "failed"] = "pending"
+    sources: int = 0
+
+
+class Progress(Contract):
+    """Live progress, stored as the workflow's custom status (JSON)."""
+
+    task_id: str
+    query: str
+    stage: Stage
+    started_at: str
+    updated_at: str
+    sub_questions: list[SubQuestionProgress] = Field(default_factory=list)
+    sources_found: int = 0
+    claims: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    checkins: int = 0
+    reason: str | None = None
+
+
+# -- human approval --------------------------------------------------------
+
+
+class ApprovalDecision(Contract):
+    """Payload of the `approval` external event."""
+
+    approved: bool
+    comment: str = ""
+    sub_questions: list[str] | None = Field(
+        default=None, description="Replacement sub-questions (3-8), if the reviewer edited them."
+    )
+
+
+# -- stage results ---------------------------------------------------------
+
+
+class PlanResult(Contract):
+    sub_questions: list[SubQuestion]
+    rationale: str
+    usage: TokenUsage
+
+
+class SourceFinderResult(Contract):
+    sub_question_id: str
+    passages: list[Passage]
+    retrieved_at: str
+    usage: TokenUsage
+
+
+class AnalysisResult(Contract):
+    claims: list[Claim]
+    summary: str
+    usage: TokenUsage
+
+
+class FactCheckResult(Contract):
+    checked: list[CheckedClaim]
+    usage: TokenUsage
+
+
+class CitationIntegrity(Contract):
+    """What the code-side citation check found and did."""
+
+    policy: CitationPolicy
+    citations_checked: int = 0
+    unknown_sources: int = 0
+    unsupported_claims: int = 0
+    paragraphs_removed: int = 0
+    citations_removed: int = 0
+    marked: int = 0
+
+
+EndStatus = Literal["failed", "rejected", "cancelled"]
+
+
+class Outcome(Contract):
+    """The coordinator's output; `status` is the run's end state."""
+
+    task_id: str
+    status: Literal["completed", "failed", "rejected", "cancelled"]
+    reason: str | None = None
+    report_key: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    integrity: CitationIntegrity | None = None
+
+
+# -- activity inputs --------------------------------------------------------
+
+
+class PlanInput(Contract):
+    task_id: str
+    query: str
+    model: str
+    max_sub_questions: int
+
+
+class StoreInput(Contract):
+    task_id: str
+    name: str
+    document: dict[str, object]
+
+
+class QueriesInput(Contract):
+    task_id: str
+    sub_question: SubQuestion
+    model: str
+
+
+class QueriesResult(Contract):
+    queries: list[str]
+    usage: TokenUsage
+
+
+class SearchInput(Contract):
+    corpus_dir: str
+    queries: list[str]
+    limit: int
+
+
+class SearchResult(Contract):
+    passages: list[Passage]
+    retrieved_at: str
+
+
+class JudgeInput(Contract):
+    task_id: str
+    sub_question: SubQuestion
+    candidates: list[Passage]
+    retrieved_at: str
+    keep: int
+    model: str
+
+
+class AnalyseInput(Contract):
+    task_id: str
+    query: str
+    sub_questions: list[SubQuestion]
+    sources: list[Source]
+    model: str
+
+
+class FactCheckInput(Contract):
+    task_id: str
+    claims: list[Claim]
+    sources: list[Source]
+    model: str
+
+
+class WriteInput(Contract):
+    task_id: str
+    query: str
+    checked: list[CheckedClaim]
+    sources: list[Source]
+    model: str
+
+
+class DraftResult(Contract):
+    draft: dict[str, object]
+    usage: TokenUsage
+
+
+class FinalizeInput(Contract):
+    task_id: str
+    query: str
+    draft: dict[str, object]
+    sources: list[Source]
+    checked: list[CheckedClaim]
+    sub_questions: list[SubQuestion]
+    plan_rationale: str
+    policy: CitationPolicy
+    usage_by_agent: dict[str, TokenUsage]
+    stage_seconds: dict[str, float]
+    models: AgentModels
+    started_at: str
+    finished_at: str
+
+
+class FinalizeResult(Contract):
+    report_key: str
+    integrity: CitationIntegrity
+
+
+class Notice(Contract):
+    """A message for people: approval requests, reminders and progress check-ins."""
+
+    task_id: str
+    kind: Literal["approval_request", "approval_reminder", "progress_checkin", "outcome"]
+    message: str
+    data: dict[str, object] = Field(default_factory=dict)
+
+
+class DeleteInput(Contract):
+    task_id: str
+    names: list[str]
+
+
+class CancelChildrenInput(Contract):
+    instance_ids: list[str]

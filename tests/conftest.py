@@ -15,14 +15,21 @@ from fte.sidecar import find_binaries
 
 
 @pytest.fixture(scope="session")
-def dapr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeEndpoint]:
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     """The embedded placement + scheduler + daprd stack on a fresh data directory."""
     # Never let an outer `dapr run` environment redirect the tests to another sidecar.
     for var in ("DAPR_GRPC_ENDPOINT", "DAPR_GRPC_PORT", "DAPR_HTTP_PORT"):
         os.environ.pop(var, None)
     stack = EmbeddedStack(data_dir=tmp_path_factory.mktemp("dapr-data"), binaries=find_binaries())
-    with stack as endpoint:
-        yield endpoint
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def dapr_stack(embedded_stack: EmbeddedStack) -> RuntimeEndpoint:
+    assert embedded_stack.endpoint is not None
+    return embedded_stack.endpoint
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""Run artifacts in the Dapr state store, keyed by task ID and stage.
+
+Keys are deterministic (`artifact:<task>:<name>`; Dapr reserves `||`), so a retried or replayed
+activity overwrites its own artifact instead of adding a second one, and
+compensation can delete every artifact a run may have written without having
+to trust that the activity which wrote it reported back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dapr.clients import DaprClient
+from dapr.conf import settings
+
+from fte.runtime import RuntimeEndpoint
+
+
+def dapr_client(endpoint: RuntimeEndpoint) -> DaprClient:
+    """A client of the sidecar's state and pub/sub APIs.
+
+    For an external sidecar the SDK reads DAPR_GRPC_ENDPOINT / DAPR_GRPC_PORT itself.
+    """
+    if endpoint.http_port is not None:
+        # DaprClient() blocks on the sidecar's HTTP health endpoint, which it finds
+        # through this process-wide setting (default 3500), not through `address`.
+        setattr(settings, "DAPR_HTTP_PORT", endpoint.http_port)  # noqa: B010 - untyped settings
+    address = endpoint.grpc_address
+    return DaprClient(address=address) if address else DaprClient()
+
+
+def close_dapr_client(client: DaprClient) -> None:
+    """Close once, for good.
+
+    DaprClient.close() keeps its channel attribute, so `__del__` closes it again
+    during interpreter shutdown, when grpc's module globals are already gone, and
+    prints an `Exception ignored` traceback at the end of every command.
+    """
+    client.close()
+    client._channel = None
+
+
+STORE_NAME = "statestore"
+KEY_PREFIX = "artifact"
+
+# Stages in pipeline order; compensation walks them in reverse.
+PLAN = "plan"
+SOURCES = "sources"
+NOTES = "notes"
+CLAIMS = "claims"
+DRAFT = "draft"
+REPORT = "report"
+
+
+def sources_for(sub_question_id: str) -> str:
+    return f"{SOURCES}.{sub_question_id}"
+
+
+def artifact_key(task_id: str, name: str) -> str:
+    return f"{KEY_PREFIX}:{task_id}:{name}"
+
+
+def run_artifact_names(sub_question_ids: Sequence[str]) -> list[str]:
+    """Every artifact a run can write, in the order the pipeline writes them."""
+    return [
+        PLAN,
+        *(sources_for(q) for q in sub_question_ids),
+        SOURCES,
+        NOTES,
+        CLAIMS,
+        DRAFT,
+        REPORT,
+    ]
+
+
+class ArtifactStore:
+    """JSON documents in the Dapr state store, through the sidecar's state API."""
+
+    def __init__(self, client: DaprClient) -> None:
+        self._client = client
+
+    def put(self, task_id: str, name: str, document: Any) -> str:
+        key = artifact_key(task_id, name)
+        self._client.save_state(STORE_NAME, key, json.dumps(document))
+        return key
+
+    def get(self, task_id: str, name: str) -> Any | None:
+        data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
+        return json.loads(data) if data else None
+
+    def delete(self, task_id: str, names: Iterable[str]) -> list[str]:
+        deleted = []
+        for name in names:
+            key = artifact_key(task_id, name)
+            self._client.delete_state(STORE_NAME, key)
+            deleted.append(key)
+        return deleted

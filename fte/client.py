@@ -1,0 +1,185 @@
+"""Client side of a research run: schedule, follow, answer, cancel, fetch the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dapr.ext.workflow as wf
+import grpc
+
+from fte import artifacts, workflows
+from fte.artifacts import ArtifactStore, close_dapr_client, dapr_client
+from fte.contracts import TERMINAL_STAGES, ApprovalDecision, Outcome, Progress, RunConfig
+from fte.errors import FteError, RuntimeSetupError
+from fte.runtime import RuntimeEndpoint
+from fte.service import workflow_client
+
+_STATE_READ_ATTEMPTS = 5
+
+
+class UnknownTaskError(FteError):
+    exit_code = 4
+
+
+class TaskStateError(FteError):
+    """The task exists but is not in a state that allows the request (e.g. approving a done run)."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a client can see of a run at one moment."""
+
+    task_id: str
+    runtime_status: str
+    progress: Progress | None
+    outcome: Outcome | None
+    failure: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.runtime_status in ("COMPLETED", "FAILED", "TERMINATED")
+
+    @property
+    def end_state(self) -> str | None:
+        """completed / failed / rejected / cancelled once finished, else None."""
+        if not self.finished:
+            return None
+        if self.outcome is not None:
+            return self.outcome.status
+        if self.progress is not None and self.progress.stage in TERMINAL_STAGES:
+            return self.progress.stage
+        return "failed" if self.runtime_status == "FAILED" else "cancelled"
+
+
+class ResearchClient:
+    def __init__(self, endpoint: RuntimeEndpoint) -> None:
+        self._wf = workflow_client(endpoint)
+        self._dapr = dapr_client(endpoint)
+        self.store = ArtifactStore(self._dapr)
+
+    def close(self) -> None:
+        self._wf.close()
+        close_dapr_client(self._dapr)
+
+    def __enter__(self) -> ResearchClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self, config: RunConfig, task_id: str) -> str:
+        existing = self._wf.get_workflow_state(task_id, fetch_payloads=False)
+        if existing is not None:
+            raise TaskStateError(
+                f"task {task_id} already exists ({existing.runtime_status.name}); "
+                "choose another --id or purge it first"
+            )
+        return self._wf.schedule_new_workflow(
+            workflows.COORDINATOR, input=config.model_dump(mode="json"), instance_id=task_id
+        )
+
+    def _state(self, task_id: str) -> wf.WorkflowState | None:
+        # The sidecar reads a workflow's state as several keys without a transaction,
+        # so a read racing the engine's write can fail ("inbox key ... missing from
+        # state store"); the next read sees a consistent state.
+        for attempt in range(_STATE_READ_ATTEMPTS):
+            try:
+                return self._wf.get_workflow_state(task_id, fetch_payloads=True)
+            except grpc.RpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE):
+                    raise
+                if attempt == _STATE_READ_ATTEMPTS - 1:
+                    raise RuntimeSetupError(
+                        f"could not read the state of task {task_id} from the Dapr sidecar: "
+                        f"{exc.details()}"
+                    ) from exc
+                time.sleep(0.1 * (attempt + 1))
+        return None
+
+    def snapshot(self, task_id: str) -> Snapshot:
+        state = self._state(task_id)
+        if state is None:
+            raise UnknownTaskError(f"no research task with ID {task_id!r}")
+        progress = None
+        if state.serialized_custom_status:
+            progress = Progress.model_validate_json(_unquote(state.serialized_custom_status))
+        outcome = None
+        if state.serialized_output:
+            try:
+                outcome = Outcome.model_validate_json(state.serialized_output)
+            except ValueError:
+                outcome = None
+        failure = state.failure_details.message if state.failure_details else None
+        return Snapshot(task_id, state.runtime_status.name, progress, outcome, failure)
+
+    def follow(self, task_id: str, *, poll_s: float = 0.5) -> Iterator[Snapshot]:
+        """Yield a snapshot whenever the progress changes, ending with the final one."""
+        last: str | None = None
+        while True:
+            snap = self.snapshot(task_id)
+            marker = snap.progress.model_dump_json() if snap.progress else snap.runtime_status
+            if marker != last or snap.finished:
+                last = marker
+                yield snap
+            if snap.finished:
+                return
+            time.sleep(poll_s)
+
+    def wait(self, task_id: str, *, timeout_s: float) -> Snapshot:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            snap = self.snapshot(task_id)
+            if snap.finished:
+                return snap
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} still {snap.runtime_status} after {timeout_s}s")
+            time.sleep(0.2)
+
+    def _require_running(self, task_id: str, action: str) -> Snapshot:
+        snap = self.snapshot(task_id)
+        if snap.finished:
+            raise TaskStateError(
+                f"cannot {action} task {task_id}: it already ended ({snap.end_state})"
+            )
+        return snap
+
+    def approve(self, task_id: str, decision: ApprovalDecision) -> None:
+        snap = self._require_running(task_id, "approve" if decision.approved else "reject")
+        if snap.progress is None or snap.progress.stage != "awaiting_approval":
+            stage = snap.progress.stage if snap.progress else "starting"
+            raise TaskStateError(
+                f"task {task_id} is not waiting for approval (stage: {stage}); "
+                "only runs started with --approve-plan wait for one"
+            )
+        self._wf.raise_workflow_event(
+            task_id, workflows.APPROVAL_EVENT, data=decision.model_dump(mode="json")
+        )
+
+    def cancel(self, task_id: str, reason: str = "") -> None:
+        self._require_running(task_id, "cancel")
+        self._wf.raise_workflow_event(task_id, workflows.CANCEL_EVENT, data={"reason": reason})
+
+    def report(self, task_id: str) -> dict[str, Any]:
+        snap = self.snapshot(task_id)
+        if snap.end_state != "completed":
+            raise TaskStateError(
+                f"task {task_id} has no report: it is "
+                f"{snap.end_state or snap.runtime_status.lower()}"
+                + (f" ({snap.progress.reason})" if snap.progress and snap.progress.reason else "")
+            )
+        document = self.store.get(task_id, artifacts.REPORT)
+        if document is None:
+            raise TaskStateError(f"task {task_id} completed but its report artifact is missing")
+        return dict(document)
+
+
+def _unquote(custom_status: str) -> str:
+    """Custom status arrives JSON-encoded once more (a JSON string holding our JSON)."""
+    value = json.loads(custom_status)
+    return value if isinstance(value, str) else json.dumps(value)
