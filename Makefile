@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 sidecar: setup
 	$(BIN)/python -m fte sidecar build
 
+# The main job: a cited report on the sample corpus. With no OPENAI_API_KEY or
+# OPENAI_BASE_URL it uses the built-in offline model; set them to use a real LLM.
+QUERY ?= How do durable workflows recover from crashes without redoing work?
 run: sidecar
-	$(BIN)/python -m fte doctor
+	$(BIN)/python -m fte research "$(QUERY)" --corpus examples/corpus --out reports
 
 doctor: sidecar
 	$(BIN)/python -m fte doctor

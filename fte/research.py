@@ -1,0 +1,124 @@
+"""Starting a research run from the command line: validate input, pick the model, write reports.
+
+Validation happens here, before anything is scheduled, so a bad query or corpus
+gets a one-line error instead of a failed run with partial artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from fte.contracts import AgentModels, RunConfig
+from fte.errors import UsageError
+from fte.llm import LLMConfig
+from fte.offline_model import OFFLINE_BASE_URL, offline_http_client
+from fte.sources import LocalCorpus
+
+MAX_QUERY_CHARS = 2000
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def validate_query(query: str) -> str:
+    text = query.strip()
+    if not text:
+        raise UsageError("the research query is empty: say what you want researched")
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(
+            f"the research query is {len(text):,} characters; keep it under {MAX_QUERY_CHARS:,} "
+            "(put background material in the corpus instead)"
+        )
+    if "\x00" in text:
+        raise UsageError("the research query contains a NUL byte; pass plain text")
+    return text
+
+
+def validate_task_id(task_id: str | None) -> str:
+    if task_id is None:
+        # Sortable by start time, unique without coordination.
+        return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    if not TASK_ID.match(task_id):
+        raise UsageError(
+            f"invalid task ID {task_id!r}: use 1-64 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return task_id
+
+
+def validate_corpus(corpus: Path) -> Path:
+    """Load it once now so a bad corpus fails before the run is scheduled."""
+    root = corpus.expanduser().resolve()
+    LocalCorpus.load(root)
+    return root
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    config: LLMConfig
+    http_client: httpx.Client | None
+    offline: bool
+    models: AgentModels
+
+
+def choose_model(*, model: str | None, offline: bool) -> ModelChoice:
+    """The offline model unless an OpenAI-compatible server is configured (or --offline)."""
+    configured = LLMConfig.from_env()
+    use_offline = offline or (configured.api_key is None and configured.base_url is None)
+    if use_offline:
+        name = "fte-offline-extractive"
+        return ModelChoice(
+            config=LLMConfig(api_key=SecretStr("offline"), base_url=OFFLINE_BASE_URL),
+            http_client=offline_http_client(),
+            offline=True,
+            models=_models(name),
+        )
+    default_model = os.environ.get("FTE_MODEL", AgentModels().planner)
+    return ModelChoice(
+        config=configured, http_client=None, offline=False, models=_models(model or default_model)
+    )
+
+
+def _models(name: str) -> AgentModels:
+    per_agent = {
+        agent: os.environ.get(f"FTE_MODEL_{agent.upper()}", name)
+        for agent in AgentModels.model_fields
+    }
+    return AgentModels(**per_agent)
+
+
+def build_config(*, query: str, corpus: Path, models: AgentModels, approve_plan: bool) -> RunConfig:
+    return RunConfig(
+        query=validate_query(query),
+        corpus_dir=str(validate_corpus(corpus)),
+        models=models,
+        require_approval=approve_plan,
+    )
+
+
+def write_report(report: dict[str, Any], out_dir: Path, *, force: bool) -> tuple[Path, Path]:
+    """Write `<task>.md` and `<task>.json` into `out_dir`; never overwrite without force."""
+    out = out_dir.expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; give a directory for the reports")
+    out.mkdir(parents=True, exist_ok=True)
+    base = out.resolve()
+    markdown = (base / f"{report['task_id']}.md").resolve()
+    document = (base / f"{report['task_id']}.json").resolve()
+    for path in (markdown, document):
+        if path.parent != base:  # a task ID can never contain a separator, but be sure
+            raise UsageError(f"refusing to write {path}: it is outside {base}")
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; pass --force to overwrite it")
+    markdown.write_text(report["markdown"], encoding="utf-8")
+    body = {k: v for k, v in report.items() if k != "markdown"}
+    document.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
+    return markdown, document

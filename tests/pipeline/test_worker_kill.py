@@ -1,0 +1,127 @@
+"""Kill the worker process during the analyst stage; a new worker finishes the run
+without repeating the planner and source-finder LLM calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fte.client import ResearchClient
+from fte.contracts import RunConfig
+from fte.runtime import EmbeddedStack, RuntimeEndpoint
+from fte.sidecar import PROJECT_ROOT, find_binaries
+from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
+from tests.support.scripted_llm import (
+    ANALYST,
+    FACT_CHECK,
+    PLANNER,
+    QUERIES,
+    RELEVANCE,
+    WRITER,
+    ScriptedLLM,
+)
+
+pytestmark = pytest.mark.engine
+
+
+class WorkerProcess:
+    """`python -m fte worker` attached to a given sidecar, as an operator would run it."""
+
+    def __init__(self, endpoint: RuntimeEndpoint, llm_url: str, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "DAPR_GRPC_PORT": str(endpoint.grpc_port),
+            "DAPR_HTTP_PORT": str(endpoint.http_port),
+            "OPENAI_BASE_URL": llm_url,
+            "OPENAI_API_KEY": TEST_KEY,
+        }
+        env.pop("DAPR_GRPC_ENDPOINT", None)
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fte", "worker"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while "serving research runs" not in log_path.read_text():
+            assert self.proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "worker did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[RuntimeEndpoint]:
+    # Its own sidecar, so the session's in-process worker cannot take the work items.
+    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
+    yield stack.start()
+    stack.stop()
+
+
+def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
+    private_stack: RuntimeEndpoint, corpus: Path, tmp_path: Path
+) -> None:
+    llm = ScriptedLLM(SUB_QUESTIONS)
+    release = llm.hold(ANALYST)
+    with llm.serve() as llm_url, ResearchClient(private_stack) as research:
+        first = WorkerProcess(private_stack, llm_url, tmp_path / "worker-1.log")
+        second = None
+        try:
+            task_id = research.start(
+                RunConfig(query="How do durable workflows stay reliable?", corpus_dir=str(corpus)),
+                "kill-during-analyst",
+            )
+            assert llm.arrived[ANALYST].wait(timeout=120), "analyst stage never started"
+            first.kill()
+            before = dict(llm.calls)
+
+            second = WorkerProcess(private_stack, llm_url, tmp_path / "worker-2.log")
+            release.set()
+            snap = research.wait(task_id, timeout_s=120)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+    assert snap.end_state == "completed", (snap.failure, snap.progress)
+    assert before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4, ANALYST: 1}
+    # Finished LLM calls were not redone; only the analyst call that died with the
+    # first worker ran again.
+    assert llm.calls == {
+        PLANNER: 1,
+        QUERIES: 4,
+        RELEVANCE: 4,
+        ANALYST: 2,
+        FACT_CHECK: 1,
+        WRITER: 1,
+    }
+    report = research_report_sources(private_stack, task_id)
+    assert report, "the completed run has a report with sources"
+
+
+def research_report_sources(endpoint: RuntimeEndpoint, task_id: str) -> list[str]:
+    with ResearchClient(endpoint) as research:
+        return [s["id"] for s in research.report(task_id)["sources"]]
