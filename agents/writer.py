@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from agents.prompting import load_prompt, render
-from fte.contracts import CheckedClaim, Source
+from fte.contracts import CheckedClaim, Source, SubQuestion
 from fte.llm import LLMClient, LLMResult
 
 PROMPT_NAME = "writer"
@@ -56,7 +56,13 @@ def write(
     query: str,
     claims: list[CheckedClaim],
     sources: list[Source],
+    sub_questions: list[SubQuestion] | None = None,
 ) -> LLMResult[WriterOutput]:
+    """Draft the report from the checked claims.
+
+    `sub_questions` is the plan in its order, which the claims refer to by ID, so the report
+    can follow the plan; without it the prompt says "(none)" and sections follow themes alone.
+    """
     system, user = load_prompt(PROMPT_NAME)
     return llm.structured(
         agent=AGENT,
@@ -65,11 +71,17 @@ def write(
         user=render(
             user,
             query=query.strip(),
+            sub_questions=_format_sub_questions(sub_questions or []),
             claims=_format_claims(claims),
             sources=_format_sources(sources),
         ),
         output_model=WriterOutput,
     )
+
+
+def _format_sub_questions(sub_questions: list[SubQuestion]) -> str:
+    # The analyst's layout, so both agents show the plan the same way.
+    return "\n".join(f"- {q.id}: {q.text}" for q in sub_questions) or "(none)"
 
 
 def _format_claims(claims: list[CheckedClaim]) -> str:
@@ -82,7 +94,8 @@ def _format_claims(claims: list[CheckedClaim]) -> str:
             evidence = f'\nevidence{origin}: "{checked.evidence}"'
         blocks.append(
             f'<claim id="{claim.id}" verdict="{checked.verdict}" '
-            f'sources="{", ".join(claim.source_ids)}">\n'
+            f'sources="{", ".join(claim.source_ids)}" '
+            f'sub_question="{claim.sub_question_id or ""}">\n'
             f"{claim.text.strip()}{evidence}\n"
             "</claim>"
         )

@@ -337,7 +337,12 @@ def write_draft(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[st
     _log_attempt(ctx, "write_draft", inp.task_id)
     d = deps()
     result = writer.write(
-        d.llm, model=inp.model, query=inp.query, claims=inp.checked, sources=inp.sources
+        d.llm,
+        model=inp.model,
+        query=inp.query,
+        claims=inp.checked,
+        sources=inp.sources,
+        sub_questions=inp.sub_questions,
     )
     draft = result.output.model_dump(mode="json")
     d.store.put(inp.task_id, artifacts.DRAFT, draft)

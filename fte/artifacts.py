@@ -9,10 +9,12 @@ to trust that the activity which wrote it reported back.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import grpc
 from dapr.clients import DaprClient
+from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings
 
 from fte.runtime import RuntimeEndpoint
@@ -44,6 +46,10 @@ def close_dapr_client(client: DaprClient) -> None:
 
 STORE_NAME = "statestore"
 KEY_PREFIX = "artifact"
+# The Python SDK cannot list workflow instances, so runs started through fte are
+# recorded in one index document (task ID -> query, corpus, created-at).
+INDEX_KEY = "runs:index"
+_INDEX_WRITE_ATTEMPTS = 10
 
 # Stages in pipeline order; compensation walks them in reverse.
 PLAN = "plan"
@@ -89,6 +95,32 @@ class ArtifactStore:
     def get(self, task_id: str, name: str) -> Any | None:
         data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
         return json.loads(data) if data else None
+
+    def update_index(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Read-modify-write the run index under optimistic concurrency (ETag)."""
+        for _ in range(_INDEX_WRITE_ATTEMPTS):
+            response = self._client.get_state(STORE_NAME, INDEX_KEY)
+            index = json.loads(response.data) if response.data else {"runs": {}}
+            change(index)
+            try:
+                self._client.save_state(
+                    STORE_NAME,
+                    INDEX_KEY,
+                    json.dumps(index),
+                    etag=response.etag or None,
+                    options=StateOptions(concurrency=Concurrency.first_write),
+                )
+                return
+            except grpc.RpcError as exc:
+                # Another process wrote the index since we read it: read again.
+                if exc.code() not in (grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION):
+                    raise
+        raise RuntimeError("the run index stayed contended; try again")
+
+    def runs(self) -> dict[str, dict[str, Any]]:
+        data = self._client.get_state(STORE_NAME, INDEX_KEY).data
+        runs: dict[str, dict[str, Any]] = json.loads(data)["runs"] if data else {}
+        return runs
 
     def delete(self, task_id: str, names: Iterable[str]) -> list[str]:
         deleted = []

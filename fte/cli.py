@@ -5,19 +5,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fte import __version__
+from fte import __version__, progress_view
 from fte.client import ResearchClient, Snapshot
-from fte.contracts import ApprovalDecision
-from fte.errors import FteError
+from fte.contracts import ApprovalDecision, Progress
+from fte.errors import FteError, RuntimeSetupError
 from fte.logs import configure_logging
-from fte.research import build_config, choose_model, validate_task_id, write_report
-from fte.runtime import dapr_runtime
+from fte.pricing import estimate_run_cost, format_cost
+from fte.research import (
+    build_config,
+    choose_model,
+    validate_out_dir,
+    validate_task_id,
+    write_report,
+)
+from fte.runtime import dapr_runtime, default_data_dir, external_endpoint, live_stack
 from fte.service import research_worker
 
 EXIT_OK = 0
@@ -91,11 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="serve research runs (detached, resumed, scheduled) until stopped"
     )
     worker.add_argument("--offline", action="store_true", help="use the built-in offline model")
+    worker.add_argument(
+        "--until-idle", action="store_true", help="exit once no run is left unfinished"
+    )
     _add_data_dir(worker)
 
     status = commands.add_parser("status", help="show a run's progress", epilog=EXIT_CODES_HELP)
     status.add_argument("task_id")
     _add_data_dir(status)
+
+    watch = commands.add_parser(
+        "watch", help="follow a run live until it ends", epilog=EXIT_CODES_HELP
+    )
+    watch.add_argument("task_id")
+    _add_data_dir(watch)
+
+    listing = commands.add_parser("list", help="list runs with state, age and query")
+    _add_data_dir(listing)
+
+    purge = commands.add_parser("purge", help="delete finished runs and their artifacts")
+    target = purge.add_mutually_exclusive_group(required=True)
+    target.add_argument("task_id", nargs="?")
+    target.add_argument("--older-than", type=_duration, help="e.g. 30m, 12h, 7d")
+    _add_data_dir(purge)
 
     approve = commands.add_parser("approve", help="approve a run's plan")
     approve.add_argument("task_id")
@@ -114,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write a finished run's report")
     report.add_argument("task_id")
+    report.add_argument("--format", choices=("md", "json", "html"), default="md")
     report.add_argument("--out", type=Path, default=Path("reports"))
     report.add_argument("--force", action="store_true")
     _add_data_dir(report)
@@ -166,44 +196,34 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _describe(snap: Snapshot) -> str:
-    p = snap.progress
-    if p is None:
-        return f"{snap.task_id}: {snap.runtime_status.lower()}"
-    done = sum(q.state == "done" for q in p.sub_questions)
-    parts = [f"[{p.stage}]"]
-    if p.sub_questions:
-        parts.append(f"sub-questions {done}/{len(p.sub_questions)}")
-    parts += [f"sources {p.sources_found}", f"tokens {p.usage.total_tokens}"]
-    if p.reason:
-        parts.append(f"reason: {p.reason}")
-    return "  ".join(parts)
-
-
 def _follow_and_finish(client: ResearchClient, task_id: str, args: argparse.Namespace) -> int:
-    last = ""
     try:
-        for snap in client.follow(task_id):
-            line = _describe(snap)
-            if line != last:
-                _say(line)
-                last = line
-            if (
-                snap.progress
-                and snap.progress.stage == "awaiting_approval"
-                and snap.progress.checkins == 0
-            ):
-                _say(
-                    f"  waiting for approval: fte approve {task_id}  |  "
-                    f"fte reject {task_id} --reason ..."
-                )
+        snap = progress_view.show(_announce_gate(client.follow(task_id)), cost=_cost)
     except KeyboardInterrupt:
         _say(
-            f"Detached; the run goes on durably. Follow it: fte status {task_id}; "
-            f"resume work on it: fte worker; cancel it: fte cancel {task_id}"
+            f"Detached; the run goes on durably. Follow it: fte watch {task_id}; "
+            f"keep it running: fte worker; cancel it: fte cancel {task_id}"
         )
         return EXIT_INTERRUPTED
     return _finish(client, snap, args)
+
+
+def _announce_gate(snapshots: Iterator[Snapshot]) -> Iterator[Snapshot]:
+    """Tell the user once how to answer the approval gate."""
+    told = False
+    for snap in snapshots:
+        if not told and snap.progress and snap.progress.stage == "awaiting_approval":
+            _say(
+                f"Waiting for approval of the plan: fte approve {snap.task_id}  |  "
+                f"fte reject {snap.task_id} --reason ..."
+            )
+            told = True
+        yield snap
+
+
+def _cost(progress: Progress) -> str:
+    total, _ = estimate_run_cost(progress.models, progress.usage_by_agent)
+    return format_cost(total)
 
 
 def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) -> int:
@@ -212,7 +232,7 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
         report = client.report(snap.task_id)
         markdown, document = write_report(report, args.out, force=args.force)
         print(markdown)
-        _say(f"Report: {markdown} (full structure: {document})")
+        _say(f"Report: {markdown} (full structure: {document}; HTML: fte report --format html)")
         return EXIT_OK
     reason = (snap.progress.reason if snap.progress else None) or snap.failure or "no reason given"
     _say(f"fte: run {snap.task_id} {state}: {reason}")
@@ -222,6 +242,7 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
 def _cmd_research(args: argparse.Namespace) -> int:
     choice = choose_model(model=args.model, offline=args.offline)
     task_id = validate_task_id(args.task_id)
+    validate_out_dir(args.out)
     config = build_config(
         query=args.query, corpus=args.corpus, models=choice.models, approve_plan=args.approve_plan
     )
@@ -230,6 +251,8 @@ def _cmd_research(args: argparse.Namespace) -> int:
             "OFFLINE MODEL: no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); using the "
             "built-in extractive model. Reports say so in their header."
         )
+    if args.detach:
+        _ensure_background_worker(args.data_dir or default_data_dir(), offline=choice.offline)
     with dapr_runtime(args.data_dir) as endpoint, ResearchClient(endpoint) as client:
         if args.detach:
             client.start(config, task_id)
@@ -250,6 +273,41 @@ def _cmd_research(args: argparse.Namespace) -> int:
             return _follow_and_finish(client, task_id, args)
 
 
+def _ensure_background_worker(data_dir: Path, *, offline: bool) -> None:
+    """Start `fte worker --until-idle` in the background unless something already serves.
+
+    The sidecar only accepts a new workflow once a worker has registered the
+    workflow types, and a detached run needs someone to execute it after this
+    command returns; the background worker does both and exits when idle.
+    """
+    if external_endpoint() is not None or live_stack(data_dir) is not None:
+        return
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "fte", "worker", "--until-idle", "--data-dir", str(data_dir)]
+    if offline:
+        argv.append("--offline")
+    with (logs / "worker.log").open("ab") as log_file:
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives this command and its terminal
+        )
+    deadline = time.monotonic() + 60
+    while live_stack(data_dir) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeSetupError(
+                f"the background worker did not start; see {logs / 'worker.log'}"
+            )
+        time.sleep(0.1)
+    _say(f"Started a background worker (log: {logs / 'worker.log'}); it exits when idle")
+
+
+_IDLE_EXIT_S = 10.0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     choice = choose_model(model=None, offline=args.offline)
     stop = threading.Event()
@@ -262,13 +320,25 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             http_client=choice.http_client,
             offline=choice.offline,
         ),
+        ResearchClient(endpoint) as client,
     ):
         _say(f"fte worker serving research runs on {endpoint.description}; Ctrl-C to stop")
+        idle_since = time.monotonic()
         try:
-            stop.wait()
+            while not stop.wait(2.0):
+                if not args.until_idle:
+                    continue
+                if any(run.state not in _FINISHED for run in client.runs()):
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > _IDLE_EXIT_S:
+                    _say("fte worker: no unfinished runs; exiting")
+                    break
         except KeyboardInterrupt:
             pass
     return EXIT_OK
+
+
+_FINISHED = frozenset({"completed", "failed", "rejected", "cancelled", "purged"})
 
 
 def _with_client(args: argparse.Namespace) -> contextlib.AbstractContextManager[ResearchClient]:
@@ -283,7 +353,7 @@ def _with_client(args: argparse.Namespace) -> contextlib.AbstractContextManager[
 def _cmd_status(args: argparse.Namespace) -> int:
     with _with_client(args) as client:
         snap = client.snapshot(args.task_id)
-        print(_describe(snap))
+        print(progress_view.summary_line(snap, _cost))
         if snap.progress:
             for q in snap.progress.sub_questions:
                 print(f"  {q.id} [{q.state}] {q.text} ({q.sources} sources)")
@@ -314,9 +384,65 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     with _with_client(args) as client:
         report = client.report(args.task_id)
-    markdown, _ = write_report(report, args.out, force=args.force)
-    print(markdown)
+    paths = write_report(report, args.out, force=args.force, formats=(args.format,))
+    print(paths[0])
     return EXIT_OK
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    with _with_client(args) as client:
+        client.snapshot(args.task_id)  # unknown IDs fail before the live view starts
+        try:
+            snap = progress_view.show(_announce_gate(client.follow(args.task_id)), cost=_cost)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    state = snap.end_state
+    if state == "completed":
+        _say(f"Completed: fte report {args.task_id} writes the report")
+        return EXIT_OK
+    return EXIT_RUN_FAILED if state == "failed" else EXIT_RUN_STOPPED
+
+
+def _age(moment: datetime) -> str:
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with _with_client(args) as client:
+        runs = client.runs()
+    if not runs:
+        _say('No runs yet: fte research "your question" starts one')
+        return EXIT_OK
+    print(f"{'TASK ID':<32} {'STATE':<18} {'AGE':>5}  QUERY")
+    for run in runs:
+        query = run.query if len(run.query) <= 60 else run.query[:57] + "..."
+        print(f"{run.task_id:<32} {run.state:<18} {_age(run.created_at):>5}  {query}")
+    return EXIT_OK
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    with _with_client(args) as client:
+        if args.task_id:
+            client.purge(args.task_id)
+            purged = [args.task_id]
+        else:
+            purged = client.purge_older_than(args.older_than)
+    for task_id in purged:
+        print(task_id)
+    _say(f"Purged {len(purged)} run(s)")
+    return EXIT_OK
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 30m, 12h or 7d")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    return timedelta(seconds=int(match[1]) * seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reject": _cmd_reject,
         "cancel": _cmd_cancel,
         "report": _cmd_report,
+        "watch": _cmd_watch,
+        "list": _cmd_list,
+        "purge": _cmd_purge,
     }
     try:
         return handlers[args.command](args)

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -29,6 +30,17 @@ class TaskStateError(FteError):
     """The task exists but is not in a state that allows the request (e.g. approving a done run)."""
 
     exit_code = 5
+
+
+_PURGEABLE = frozenset({"completed", "failed", "rejected", "cancelled", "purged"})
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    task_id: str
+    state: str
+    query: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -80,9 +92,69 @@ class ResearchClient:
                 f"task {task_id} already exists ({existing.runtime_status.name}); "
                 "choose another --id or purge it first"
             )
+        created_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+        def record(index: dict[str, Any]) -> None:
+            index["runs"][task_id] = {
+                "query": config.query,
+                "corpus": config.corpus_dir,
+                "created_at": created_at,
+            }
+
+        # Indexed first: a run that exists is always listed (an index entry whose
+        # schedule failed shows up as "unknown" and can be purged).
+        self.store.update_index(record)
         return self._wf.schedule_new_workflow(
             workflows.COORDINATOR, input=config.model_dump(mode="json"), instance_id=task_id
         )
+
+    def runs(self) -> list[RunSummary]:
+        """Runs started through fte, newest first, with their current state."""
+        summaries = []
+        for task_id, meta in self.store.runs().items():
+            try:
+                snap = self.snapshot(task_id)
+                state = snap.end_state or (snap.progress.stage if snap.progress else "pending")
+            except UnknownTaskError:
+                state = "purged"
+            summaries.append(
+                RunSummary(
+                    task_id=task_id,
+                    state=state,
+                    query=str(meta.get("query", "")),
+                    created_at=datetime.fromisoformat(meta["created_at"]),
+                )
+            )
+        return sorted(summaries, key=lambda r: r.created_at, reverse=True)
+
+    def purge(self, task_id: str) -> None:
+        """Delete a finished run: workflow history (with children), artifacts, index entry."""
+        indexed = task_id in self.store.runs()
+        try:
+            snap = self.snapshot(task_id)
+        except UnknownTaskError:
+            if not indexed:
+                raise
+            snap = None
+        if snap is not None and not snap.finished:
+            raise TaskStateError(
+                f"task {task_id} is still running; cancel it first (fte cancel {task_id})"
+            )
+        if snap is not None:
+            self._wf.purge_workflow(task_id, recursive=True)
+        plan = self.store.get(task_id, artifacts.PLAN) or {}
+        sub_question_ids = [q["id"] for q in plan.get("sub_questions", [])]
+        self.store.delete(task_id, artifacts.run_artifact_names(sub_question_ids))
+        self.store.update_index(lambda index: index["runs"].pop(task_id, None))
+
+    def purge_older_than(self, age: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - age
+        purged = []
+        for run in self.runs():
+            if run.created_at < cutoff and run.state in _PURGEABLE:
+                self.purge(run.task_id)
+                purged.append(run.task_id)
+        return purged
 
     def _state(self, task_id: str) -> wf.WorkflowState | None:
         # The sidecar reads a workflow's state as several keys without a transaction,
@@ -119,14 +191,10 @@ class ResearchClient:
         return Snapshot(task_id, state.runtime_status.name, progress, outcome, failure)
 
     def follow(self, task_id: str, *, poll_s: float = 0.5) -> Iterator[Snapshot]:
-        """Yield a snapshot whenever the progress changes, ending with the final one."""
-        last: str | None = None
+        """Yield a snapshot every `poll_s` until the run ends (the last one is final)."""
         while True:
             snap = self.snapshot(task_id)
-            marker = snap.progress.model_dump_json() if snap.progress else snap.runtime_status
-            if marker != last or snap.finished:
-                last = marker
-                yield snap
+            yield snap
             if snap.finished:
                 return
             time.sleep(poll_s)

@@ -152,6 +152,8 @@ class Progress(Contract):
     sources_found: int = 0
     claims: int = 0
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    usage_by_agent: dict[str, TokenUsage] = Field(default_factory=dict)
+    models: AgentModels = Field(default_factory=AgentModels)
     checkins: int = 0
     reason: str | None = None
 
@@ -290,6 +292,7 @@ class WriteInput(Contract):
     checked: list[CheckedClaim]
     sources: list[Source]
     model: str
+    sub_questions: list[SubQuestion] = Field(default_factory=list)
 
 
 class DraftResult(Contract):

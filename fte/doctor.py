@@ -19,7 +19,7 @@ import dapr.ext.workflow as wf
 
 from fte.errors import RuntimeSetupError
 from fte.runtime import dapr_runtime
-from fte.worker import WorkflowWorker
+from fte.worker import Registry, WorkflowWorker
 
 _RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=3)
 
@@ -29,13 +29,13 @@ def _echo(ctx: wf.WorkflowActivityContext, text: str) -> str:
 
 
 def _doctor_workflow(ctx: wf.DaprWorkflowContext, text: str) -> Generator[Any, Any, str]:
-    shouted: str = yield ctx.call_activity(_echo, input=text, retry_policy=_RETRY)
+    shouted: str = yield ctx.call_activity("fte_doctor_echo", input=text, retry_policy=_RETRY)
     return shouted
 
 
-def _register(runtime: wf.WorkflowRuntime) -> None:
-    runtime.register_workflow(_doctor_workflow, name="fte_doctor")
-    runtime.register_activity(_echo, name="fte_doctor_echo")
+def _register(registry: Registry) -> None:
+    registry.workflow("fte_doctor", _doctor_workflow)
+    registry.activity("fte_doctor_echo", _echo)
 
 
 def run_doctor(data_dir: Path | None) -> dict[str, Any]:

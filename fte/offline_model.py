@@ -44,8 +44,9 @@ ANALYST_MIN_SCORE = 0.3
 ANALYST_CLAIMS_PER_QUESTION = 3
 SUPPORT_MIN_OVERLAP = 0.6
 SUMMARY_MAX_CLAIMS = 4
+SUMMARY_MIN_SENTENCES = 3
 PARAGRAPH_MAX_CLAIMS = 3
-HEADING_MAX_WORDS = 8
+HEADING_MAX_WORDS = 12
 CLAIM_MIN_WORDS = 5
 CLAIM_MAX_WORDS = 80
 
@@ -265,7 +266,8 @@ _FACT_CHECK_CLAIM = re.compile(
 # Mirrors agents.writer._format_claims.
 _WRITER_CLAIM = re.compile(
     r'<claim id="(?P<id>[^"\n]+)" verdict="(?P<verdict>supported|unsupported|contradicted)" '
-    r'sources="(?P<sources>[^"\n]*)">\n(?P<body>.*?)\n</claim>',
+    r'sources="(?P<sources>[^"\n]*)" sub_question="(?P<sub_question>[^"\n]*)">\n'
+    r"(?P<body>.*?)\n</claim>",
     re.DOTALL,
 )
 _WRITER_CLAIM_BODY = re.compile(
@@ -384,6 +386,7 @@ class _CheckedClaim:
     id: str
     verdict: str
     source_ids: list[str]
+    sub_question_id: str  # "" when the analyst did not say
     text: str
     evidence: str
 
@@ -397,7 +400,9 @@ def _parse_checked_claims(section: str) -> list[_CheckedClaim]:
         match = _WRITER_CLAIM.match(section, position)
         if match is None:
             raise _layout_error(
-                'a <claim id="..." verdict="..." sources="..."> block', section, position
+                'a <claim id=".." verdict=".." sources=".." sub_question=".."> block',
+                section,
+                position,
             )
         body = _WRITER_CLAIM_BODY.fullmatch(match["body"])
         if body is None:  # cannot happen: the text group alone matches any body
@@ -408,6 +413,7 @@ def _parse_checked_claims(section: str) -> list[_CheckedClaim]:
                 id=match["id"],
                 verdict=match["verdict"],
                 source_ids=sources,
+                sub_question_id=match["sub_question"],
                 text=body["text"],
                 evidence=body["evidence"] or "",
             )
@@ -1062,8 +1068,12 @@ def _verdict(claim: _ClaimToCheck) -> dict[str, Any]:
     }
 
 
+_Usable = tuple[_CheckedClaim, list[str]]  # a supported claim and its citable sources
+
+
 def _write(fields: dict[str, str]) -> dict[str, Any]:
     query = fields["query"]
+    sub_questions = _parse_sub_questions(fields["sub_questions"])
     claims = _parse_checked_claims(fields["claims"])
     titles = _parse_source_list(fields["sources"])
     # Only supported claims are stated, each citing only sources the prompt lists.
@@ -1073,59 +1083,103 @@ def _write(fields: dict[str, str]) -> dict[str, Any]:
         if claim.verdict == "supported"
         and (cited := [s for s in _ordered_unique(claim.source_ids) if s in titles])
     ]
-    sections = _theme_sections(usable, titles)
+    title = _report_title(query)
+    groups, unanswered = _group_by_sub_question(usable, sub_questions, title)
+    summary = _summary_claims(query, [[claim for claim, _ in members] for _, members in groups])
+    quoted = {claim.id for claim in summary}
+    sections = [_section(heading, members, quoted=quoted) for heading, members in groups]
     sections.append(
         _limits_section(
-            claims, uncitable=sum(c.verdict == "supported" for c in claims) - len(usable)
+            claims,
+            uncitable=sum(c.verdict == "supported" for c in claims) - len(usable),
+            unanswered=unanswered,
+            planned=len({q.id for q in sub_questions}),
         )
     )
     return {
-        "title": _report_title(query),
-        "summary": _report_summary(query, [claim for claim, _ in usable]),
+        "title": title,
+        "summary": _report_summary(summary),
         "sections": sections,
     }
 
 
-def _theme_sections(
-    usable: Sequence[tuple[_CheckedClaim, list[str]]], titles: dict[str, str]
-) -> list[dict[str, Any]]:
-    """One section per source document, in the order its first claim came.
+def _group_by_sub_question(
+    usable: Sequence[_Usable], sub_questions: Sequence[_SubQuestion], title: str
+) -> tuple[list[tuple[str, list[_Usable]]], list[str]]:
+    """Headed groups of claims, one per answered sub-question in the plan's order, then the rest.
 
-    The writer's prompt does not say which sub-question a claim answers, but each claim's
-    first source does say which document it came from, and documents are about one theme.
+    Also returns the texts of the sub-questions that no usable claim answers.
     """
-    groups: dict[str, list[tuple[_CheckedClaim, list[str]]]] = {}
-    for claim, cited in usable:
-        groups.setdefault(_short_heading(titles[cited[0]]), []).append((claim, cited))
-    sections = []
-    for heading, members in groups.items():
-        paragraphs = []
-        for start in range(0, len(members), PARAGRAPH_MAX_CLAIMS):
-            chunk = members[start : start + PARAGRAPH_MAX_CLAIMS]
-            paragraphs.append(
-                {
-                    "text": " ".join(_collapse(claim.text) for claim, _ in chunk),
-                    "claim_ids": [claim.id for claim, _ in chunk],
-                    "source_ids": _ordered_unique(s for _, cited in chunk for s in cited),
-                }
-            )
-        sections.append({"heading": heading, "paragraphs": paragraphs})
-    return sections
+    texts: dict[str, str] = {}
+    for question in sub_questions:
+        texts.setdefault(question.id, question.text)
+    by_question: dict[str, list[_Usable]] = {question_id: [] for question_id in texts}
+    other: list[_Usable] = []
+    for item in usable:
+        by_question.get(item[0].sub_question_id, other).append(item)
+    groups = [
+        (_question_heading(texts[question_id], title=title), members)
+        for question_id, members in by_question.items()
+        if members
+    ]
+    if other:
+        groups.append(("Other findings" if groups else "Findings", other))
+    unanswered = [texts[question_id] for question_id, members in by_question.items() if not members]
+    return groups, unanswered
 
 
-def _short_heading(title: str) -> str:
-    title = _collapse(title)
-    if " " not in title:
-        # A document without a title is named after its file: "at-least-once-vs-exactly-once".
-        title = title.replace("-", " ").replace("_", " ")
-    words = title.rstrip(".:;").split()
-    if not words:
-        return "Findings"
-    heading = " ".join(words[:HEADING_MAX_WORDS])
-    return _capitalise(heading if len(words) <= HEADING_MAX_WORDS else heading.rstrip(",;:"))
+def _section(heading: str, members: Sequence[_Usable], *, quoted: set[str]) -> dict[str, Any]:
+    # Opening with the sentence the summary just quoted would read as a repeat, so lead with
+    # the first claim it does not quote, when there is one; the rest keep their order.
+    lead = next((i for i, (claim, _) in enumerate(members) if claim.id not in quoted), 0)
+    members = [members[lead], *members[:lead], *members[lead + 1 :]]
+    paragraphs = []
+    for start in range(0, len(members), PARAGRAPH_MAX_CLAIMS):
+        chunk = members[start : start + PARAGRAPH_MAX_CLAIMS]
+        paragraphs.append(
+            {
+                "text": " ".join(_collapse(claim.text) for claim, _ in chunk),
+                "claim_ids": [claim.id for claim, _ in chunk],
+                "source_ids": _ordered_unique(s for _, cited in chunk for s in cited),
+            }
+        )
+    return {"heading": heading, "paragraphs": paragraphs}
 
 
-def _limits_section(claims: Sequence[_CheckedClaim], *, uncitable: int) -> dict[str, Any]:
+def _question_heading(question: str, *, title: str) -> str:
+    """A section heading made from a sub-question by fixed rules, without the question form.
+
+    "What are the limits of sagas?" -> "Limits of sagas"; "How do durable timers survive
+    restarts?" -> "How durable timers survive restarts"; "How do sagas compare with 2PC?" ->
+    "Sagas versus 2PC". A question no rule fits keeps its words and loses its question mark.
+    """
+    text = _collapse(question).rstrip("?!. ")
+    words = text.split()
+    analysis = _analyse_query(text)
+    if len(words) > 2 and words[0].lower() == "what" and words[1].lower() in ("is", "are"):
+        rest = words[3:] if words[2].lower() in ("a", "an", "the") and len(words) > 3 else words[2:]
+        # "What is Dapr used for": the subject ends before "used", which word lists cannot
+        # tell, so a question ending on a function word keeps its form.
+        heading = text if rest[-1].lower() in _STOP_WORDS else " ".join(rest)
+    elif analysis.compared:
+        first, second = analysis.compared
+        heading = f"{first} versus {second}"
+    else:
+        heading = _statement_form(analysis) or text
+    words = heading.split()
+    if len(words) > HEADING_MAX_WORDS:
+        words = words[:HEADING_MAX_WORDS]
+        while len(words) > 1 and words[-1].lower().strip(",;:") in _STOP_WORDS:
+            words.pop()
+        heading = " ".join(words).rstrip(",;:")
+    heading = _capitalise(heading) or "Findings"
+    # The plan usually leads with the research question itself, which the title already says.
+    return "Main findings" if heading.lower() == title.lower() else heading
+
+
+def _limits_section(
+    claims: Sequence[_CheckedClaim], *, uncitable: int, unanswered: Sequence[str], planned: int
+) -> dict[str, Any]:
     """Say plainly what the report leaves out and how it was made; states no source facts."""
     contradicted = sum(claim.verdict == "contradicted" for claim in claims)
     unsupported = sum(claim.verdict == "unsupported" for claim in claims)
@@ -1141,6 +1195,13 @@ def _limits_section(claims: Sequence[_CheckedClaim], *, uncitable: int) -> dict[
         paragraphs.append(
             f"{uncitable} confirmed statements are left out because none of their sources is "
             "in the report's source list."
+        )
+    if unanswered:
+        questions = "; ".join(f'"{_collapse(text)}"' for text in unanswered)
+        them = "them" if len(unanswered) > 1 else "it"
+        paragraphs.append(
+            f"No confirmed statement answers {len(unanswered)} of the {planned} sub-questions "
+            f"of the research plan, so the sources did not settle {them}: {questions}."
         )
     paragraphs.append(
         "This report was assembled offline without a language model: every statement above is "
@@ -1158,28 +1219,46 @@ def _report_title(query: str) -> str:
     if analysis.compared:
         first, second = analysis.compared
         return _capitalise(f"{first} versus {second}")
-    if analysis.focus and analysis.wh_word in ("how", "why") and analysis.auxiliary:
-        verb, _, rest = analysis.focus.partition(" ")
-        if analysis.auxiliary == "does":
-            verb = _third_person(verb)
-        elif analysis.auxiliary != "do":
-            verb = f"{analysis.auxiliary} {verb}"
-        phrase = " ".join(part for part in (analysis.wh_word, analysis.subject, verb, rest) if part)
-        return _capitalise(phrase)
+    if statement := _statement_form(analysis):
+        return statement
     if not analysis.subject:
         return _capitalise(_collapse(query).rstrip("?!. ")) or "Research report"
     return f"{_capitalise(analysis.subject)}: What the Sources Say"
 
 
-def _report_summary(query: str, claims: Sequence[_CheckedClaim]) -> str:
-    """Three to five sentences: the supported claims closest to the query, in claim order."""
+def _statement_form(analysis: _QueryAnalysis) -> str | None:
+    """The question "How do X recover from Y?" as "How X recover from Y", if its verb is found."""
+    if not (analysis.focus and analysis.wh_word in ("how", "why") and analysis.auxiliary):
+        return None
+    verb, _, rest = analysis.focus.partition(" ")
+    if analysis.auxiliary == "does":
+        verb = _third_person(verb)
+    elif analysis.auxiliary != "do":
+        verb = f"{analysis.auxiliary} {verb}"
+    phrase = " ".join(part for part in (analysis.wh_word, analysis.subject, verb, rest) if part)
+    return _capitalise(phrase)
+
+
+def _summary_claims(query: str, groups: Sequence[Sequence[_CheckedClaim]]) -> list[_CheckedClaim]:
+    """The claims closest to the query, spread over the sections, in report order.
+
+    Each section's strongest claim comes before any section's second strongest, so the summary
+    covers the plan rather than only the sub-question whose words match the query best.
+    """
     wanted = _term_set(query)
-    ranked = sorted(
-        range(len(claims)),
-        key=lambda i: (-_coverage(wanted, _term_set(claims[i].text)), i),
-    )
-    chosen = sorted(ranked[:SUMMARY_MAX_CLAIMS])
-    sentences = [_collapse(claims[i].text) for i in chosen]
+    ranked: list[tuple[tuple[int, float, int, int], _CheckedClaim]] = []
+    for section, group in enumerate(groups):
+        strength = [_coverage(wanted, _term_set(claim.text)) for claim in group]
+        by_strength = sorted(range(len(group)), key=lambda i: (-strength[i], i))
+        for rank, index in enumerate(by_strength):
+            ranked.append(((rank, -strength[index], section, index), group[index]))
+    chosen = sorted(ranked, key=lambda item: item[0])[:SUMMARY_MAX_CLAIMS]
+    return [claim for _, claim in sorted(chosen, key=lambda item: item[0][2:])]
+
+
+def _report_summary(claims: Sequence[_CheckedClaim]) -> str:
+    """Three to five sentences: the chosen claims, or what the lack of them means."""
+    sentences = [_collapse(claim.text) for claim in claims]
     fuller = "A fuller answer needs more documents on the topic or a configured language model."
     if not sentences:
         sentences = [
@@ -1188,13 +1267,13 @@ def _report_summary(query: str, claims: Sequence[_CheckedClaim]) -> str:
             "This report therefore states no findings.",
             fuller,
         ]
-    elif len(sentences) < 3:
+    elif len(sentences) < SUMMARY_MIN_SENTENCES:
         plural = "s" if len(sentences) > 1 else ""
         sentences += [
             f"The sources retrieved for this question contain only {len(sentences)} "
             f"statement{plural} that the fact check could confirm.",
             fuller,
-        ][: 3 - len(sentences)]
+        ][: SUMMARY_MIN_SENTENCES - len(sentences)]
     return " ".join(sentences)
 
 
@@ -1215,5 +1294,7 @@ _HANDLERS: dict[str, _Handler] = {
         "analyst", frozenset({"query", "sub_questions", "sources"}), _analyse
     ),
     "FactCheckOutput": _Handler("fact_checker", frozenset({"claims"}), _check),
-    "WriterOutput": _Handler("writer", frozenset({"query", "claims", "sources"}), _write),
+    "WriterOutput": _Handler(
+        "writer", frozenset({"query", "sub_questions", "claims", "sources"}), _write
+    ),
 }

@@ -104,21 +104,52 @@ def build_config(*, query: str, corpus: Path, models: AgentModels, approve_plan:
     )
 
 
-def write_report(report: dict[str, Any], out_dir: Path, *, force: bool) -> tuple[Path, Path]:
-    """Write `<task>.md` and `<task>.json` into `out_dir`; never overwrite without force."""
+def validate_out_dir(out_dir: Path) -> Path:
+    """Fail before a run starts when its report could not be written."""
     out = out_dir.expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory for the reports")
-    out.mkdir(parents=True, exist_ok=True)
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--out {out_dir}: {probe} is not writable")
+    return out
+
+
+def write_report(
+    report: dict[str, Any],
+    out_dir: Path,
+    *,
+    force: bool,
+    formats: tuple[str, ...] = ("md", "json"),
+) -> list[Path]:
+    """Write `<task>.<ext>` for each format into `out_dir`; never overwrite without force."""
+    out = out_dir.expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; give a directory for the reports")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the report folder {out}: {exc.strerror}") from None
     base = out.resolve()
-    markdown = (base / f"{report['task_id']}.md").resolve()
-    document = (base / f"{report['task_id']}.json").resolve()
-    for path in (markdown, document):
+    paths = [(base / f"{report['task_id']}.{ext}").resolve() for ext in formats]
+    for path in paths:
         if path.parent != base:  # a task ID can never contain a separator, but be sure
             raise UsageError(f"refusing to write {path}: it is outside {base}")
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; pass --force to overwrite it")
-    markdown.write_text(report["markdown"], encoding="utf-8")
-    body = {k: v for k, v in report.items() if k != "markdown"}
-    document.write_text(json.dumps(body, indent=2, ensure_ascii=False), encoding="utf-8")
-    return markdown, document
+    for ext, path in zip(formats, paths, strict=True):
+        path.write_text(_render(report, ext), encoding="utf-8")
+    return paths
+
+
+def _render(report: dict[str, Any], ext: str) -> str:
+    if ext == "md":
+        return str(report["markdown"])
+    if ext == "json":
+        body = {k: v for k, v in report.items() if k != "markdown"}
+        return json.dumps(body, indent=2, ensure_ascii=False)
+    from fte.html_report import render_html
+
+    return render_html(report)

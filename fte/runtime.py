@@ -208,8 +208,12 @@ class EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.components_dir.is_dir():
             raise RuntimeSetupError(f"components directory {self.components_dir} does not exist")
-        if not self._acquire_lock():
-            return self._attach()
+        deadline = time.monotonic() + self.attach_timeout_s
+        while not self._acquire_lock():
+            attached = self._attach(deadline)
+            if attached is not None:
+                return attached
+            # The owner exited meanwhile (its lock is free): take over the directory.
         try:
             self._stop_stale()
             binaries = self.binaries or find_binaries()
@@ -302,9 +306,11 @@ class EmbeddedStack:
             return None
         return record
 
-    def _attach(self) -> RuntimeEndpoint:
-        """Another live launcher owns the directory: reuse its stack if it is healthy."""
-        deadline = time.monotonic() + self.attach_timeout_s
+    def _attach(self, deadline: float) -> RuntimeEndpoint | None:
+        """Another launcher owns the directory: reuse its stack once it is healthy.
+
+        Returns None when that owner has gone away, so the caller can take over.
+        """
         record = None
         while time.monotonic() < deadline:
             record = self._read_record()
@@ -321,15 +327,27 @@ class EmbeddedStack:
                     ),
                 )
                 return self.endpoint
-            # The owner may still be starting its stack: give it the ready timeout.
-            if record and not _pid_alive(int(record.get("owner_pid", 0))):
-                break
-            time.sleep(0.2)
+            if record is None or not _pid_alive(int(record.get("owner_pid", 0))):
+                # No record yet (owner still starting) or the owner is gone: if the
+                # lock is free now, the caller takes over.
+                if self._lock_is_free():
+                    return None
+            time.sleep(0.1)
         owner = record.get("owner_pid") if record else "unknown"
         raise DataDirInUseError(
             f"data directory {self.data_dir} is locked by another fte process (pid {owner}) "
             "whose Dapr runtime is not healthy; stop that process or choose another --data-dir"
         )
+
+    def _lock_is_free(self) -> bool:
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        return True
 
     @staticmethod
     def _health_url(record: dict[str, Any]) -> str:
@@ -512,6 +530,17 @@ class EmbeddedStack:
                 proc.popen.kill()
                 proc.popen.wait()
         proc.log_file.close()
+
+
+def live_stack(data_dir: Path) -> dict[str, Any] | None:
+    """The stack record of a healthy stack another process serves from `data_dir`, if any."""
+    try:
+        record: dict[str, Any] = json.loads((Path(data_dir) / STACK_RECORD).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if not record.get("ready") or not _pid_alive(int(record.get("owner_pid", 0))):
+        return None
+    return record if _http_ok(EmbeddedStack._health_url(record)) else None
 
 
 def default_data_dir() -> Path:

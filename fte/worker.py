@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import dapr.ext.workflow as wf
 import structlog
@@ -13,7 +16,67 @@ from fte.errors import RuntimeSetupError
 
 log = structlog.get_logger(__name__)
 
-Registrar = Callable[[wf.WorkflowRuntime], None]
+# After the last activity returns, the SDK still sends its result on the channel.
+_RESPONSE_GRACE_S = 0.3
+
+
+class _InFlight:
+    """Counts activities that are executing in this process."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout_s)
+
+
+class Registry:
+    """What a `register` callback sees: registers workflows and activities by stable name.
+
+    Each registration wraps the function in a fresh function object: the SDK marks
+    a registered function and refuses to register it again, but one process may
+    serve several runtimes over its life (a restarted worker, tests). Workflows
+    and activities are always called by name, so the wrapper is invisible.
+    """
+
+    def __init__(self, runtime: wf.WorkflowRuntime, in_flight: _InFlight) -> None:
+        self._runtime = runtime
+        self._in_flight = in_flight
+
+    def workflow(self, name: str, fn: Callable[..., Any]) -> None:
+        def registered(ctx: Any, inp: Any = None) -> Any:
+            return fn(ctx, inp)
+
+        registered.__name__ = name
+        self._runtime.register_workflow(registered, name=name)
+
+    def activity(self, name: str, fn: Callable[..., Any]) -> None:
+        in_flight = self._in_flight
+
+        def registered(ctx: Any, inp: Any = None) -> Any:
+            with in_flight:
+                return fn(ctx, inp)
+
+        registered.__name__ = name
+        self._runtime.register_activity(registered, name=name)
+
+
+Registrar = Callable[[Registry], None]
 
 
 class WorkflowWorker:
@@ -30,6 +93,7 @@ class WorkflowWorker:
         port: int | None,
         register: Registrar,
         ready_timeout_s: float = 30.0,
+        drain_timeout_s: float = 15.0,
         max_concurrent_activities: int | None = None,
     ) -> None:
         self._runtime = wf.WorkflowRuntime(
@@ -41,7 +105,9 @@ class WorkflowWorker:
             worker_ready_timeout=ready_timeout_s,
             maximum_concurrent_activity_work_items=max_concurrent_activities,
         )
-        register(self._runtime)
+        self._in_flight = _InFlight()
+        self._drain_timeout_s = drain_timeout_s
+        register(Registry(self._runtime, self._in_flight))
         self._started = False
 
     def start(self) -> None:
@@ -55,9 +121,25 @@ class WorkflowWorker:
         log.debug("workflow worker ready")
 
     def stop(self) -> None:
-        if self._started:
-            self._runtime.shutdown()
-            self._started = False
+        """Let running activities finish, then stop.
+
+        The SDK closes its gRPC channel before it waits for its thread pool, and
+        an activity that then sends its result on the closed channel crashes
+        grpc's C core (SIGSEGV). Draining first avoids that; an activity cut
+        off by the drain timeout simply runs again later (at-least-once).
+        """
+        if not self._started:
+            return
+        if self._in_flight.count:
+            log.warning(
+                "waiting for running activities before stopping",
+                running=self._in_flight.count,
+                timeout_s=self._drain_timeout_s,
+            )
+        if self._in_flight.wait_idle(self._drain_timeout_s):
+            time.sleep(_RESPONSE_GRACE_S)
+        self._runtime.shutdown()
+        self._started = False
 
     def __enter__(self) -> WorkflowWorker:
         self.start()

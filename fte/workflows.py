@@ -15,7 +15,7 @@ compensation, which deletes the run's partial artifacts in reverse order.
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -58,6 +58,7 @@ from fte.contracts import (
     TokenUsage,
     WriteInput,
 )
+from fte.worker import Registry
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,9 @@ Flow = Generator[Any, Any, Any]
 
 
 def _iso(moment: datetime) -> str:
+    # The engine's clock is UTC but naive; say so, so readers can subtract safely.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat(timespec="seconds")
 
 
@@ -202,6 +206,7 @@ class _Run:
             stage="planning",
             started_at=_iso(self.started),
             updated_at=_iso(self.started),
+            models=cfg.models,
         )
         self.usage_by_agent: dict[str, TokenUsage] = {}
         self.stage_seconds: dict[str, float] = {}
@@ -230,6 +235,7 @@ class _Run:
 
     def add_usage(self, agent: str, usage: TokenUsage) -> None:
         self.usage_by_agent[agent] = self.usage_by_agent.get(agent, TokenUsage()) + usage
+        self.progress.usage_by_agent = dict(self.usage_by_agent)
         self.progress.usage = self.progress.usage + usage
 
     def notice(self, kind: str, message: str, **data: Any) -> Any:
@@ -471,7 +477,7 @@ class _Run:
             raise RunEnded("failed", "no claim was supported by its cited sources")
         return checked
 
-    def write(self, checked: FactCheckResult, sources: list[Source]) -> Flow:
+    def write(self, plan: PlanResult, checked: FactCheckResult, sources: list[Source]) -> Flow:
         self.enter("writing")
         supported = [c for c in checked.checked if c.verdict == "supported"]
         cited = {s for c in supported for s in c.claim.source_ids}
@@ -485,6 +491,7 @@ class _Run:
                     checked=supported,
                     sources=[s for s in sources if s.id in cited],
                     model=self.cfg.models.writer,
+                    sub_questions=plan.sub_questions,
                 ).model_dump(mode="json"),
             )
         )
@@ -580,7 +587,7 @@ def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
         sources = yield from run.find_sources(plan)
         analysis = yield from run.analyse(plan, sources)
         checked = yield from run.fact_check(analysis, sources)
-        draft = yield from run.write(checked, sources)
+        draft = yield from run.write(plan, checked, sources)
         final = yield from run.finalize(plan, sources, checked.checked, draft)
     except (RunEnded, wf.TaskFailedError) as exc:
         status: EndStatus = "failed"
@@ -622,23 +629,8 @@ WORKFLOWS: dict[str, Any] = {
 }
 
 
-def _fresh(fn: Any) -> Any:
-    """A new function object per registration.
-
-    The SDK marks a registered function object and refuses to register it twice,
-    but one process may serve several runtimes over its life (a worker restarted
-    after its sidecar went away, tests). Calls go by name, so the alias is safe.
-    """
-
-    def registered(ctx: Any, inp: Any = None) -> Any:
-        return fn(ctx, inp)
-
-    registered.__name__ = getattr(fn, "__name__", "registered")
-    return registered
-
-
-def register(runtime: wf.WorkflowRuntime) -> None:
+def register(registry: Registry) -> None:
     for name, workflow in WORKFLOWS.items():
-        runtime.register_workflow(_fresh(workflow), name=name)
+        registry.workflow(name, workflow)
     for name, activity in act.ACTIVITIES.items():
-        runtime.register_activity(_fresh(activity), name=name)
+        registry.activity(name, activity)

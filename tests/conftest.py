@@ -10,6 +10,7 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
+from fte.logs import reset_logging
 from fte.runtime import EmbeddedStack, RuntimeEndpoint
 from fte.sidecar import find_binaries
 
@@ -50,3 +51,10 @@ def count_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "counts"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """In-process CLI calls configure logging globally; undo it so tests stay independent."""
+    yield
+    reset_logging()

@@ -18,7 +18,7 @@ from typing import Any
 
 import dapr.ext.workflow as wf
 
-from fte.worker import WorkflowWorker
+from fte.worker import Registry, WorkflowWorker
 
 # Short intervals keep the suite fast; the policy shape matches production ones.
 FLAKY_RETRY = wf.RetryPolicy(
@@ -65,23 +65,25 @@ def gated(ctx: wf.WorkflowActivityContext, inp: dict[str, Any]) -> int:
 
 
 def retry_wf(ctx: wf.DaprWorkflowContext, inp: dict[str, Any]) -> Generator[Any, Any, int]:
-    attempts: int = yield ctx.call_activity(flaky, input=inp, retry_policy=FLAKY_RETRY)
+    attempts: int = yield ctx.call_activity("probe_flaky", input=inp, retry_policy=FLAKY_RETRY)
     return attempts
 
 
 def fanout_wf(ctx: wf.DaprWorkflowContext, numbers: list[int]) -> Generator[Any, Any, int]:
-    results: list[int] = yield wf.when_all([ctx.call_activity(square, input=n) for n in numbers])
+    results: list[int] = yield wf.when_all(
+        [ctx.call_activity("probe_square", input=n) for n in numbers]
+    )
     return sum(results)
 
 
 def child_wf(ctx: wf.DaprWorkflowContext, n: int) -> Generator[Any, Any, dict[str, Any]]:
-    squared: int = yield ctx.call_activity(square, input=n)
+    squared: int = yield ctx.call_activity("probe_square", input=n)
     return {"child_id": ctx.instance_id, "squared": squared}
 
 
 def parent_wf(ctx: wf.DaprWorkflowContext, n: int) -> Generator[Any, Any, dict[str, Any]]:
     result: dict[str, Any] = yield ctx.call_child_workflow(
-        child_wf, input=n, instance_id=f"{ctx.instance_id}-child"
+        "probe_child", input=n, instance_id=f"{ctx.instance_id}-child"
     )
     return {"parent_id": ctx.instance_id, **result}
 
@@ -107,9 +109,9 @@ def waiting_wf(ctx: wf.DaprWorkflowContext, _: Any) -> Generator[Any, Any, str]:
 
 
 def durable_wf(ctx: wf.DaprWorkflowContext, inp: dict[str, Any]) -> Generator[Any, Any, Any]:
-    first: int = yield ctx.call_activity(record, input={**inp, "key": "first"})
-    second: int = yield ctx.call_activity(gated, input={**inp, "key": "second"})
-    third: int = yield ctx.call_activity(record, input={**inp, "key": "third"})
+    first: int = yield ctx.call_activity("probe_record", input={**inp, "key": "first"})
+    second: int = yield ctx.call_activity("probe_gated", input={**inp, "key": "second"})
+    third: int = yield ctx.call_activity("probe_record", input={**inp, "key": "third"})
     return {"first": first, "second": second, "third": third}
 
 
@@ -131,11 +133,11 @@ ACTIVITIES: dict[str, Callable[..., Any]] = {
 }
 
 
-def register(runtime: wf.WorkflowRuntime) -> None:
+def register(registry: Registry) -> None:
     for name, workflow in WORKFLOWS.items():
-        runtime.register_workflow(workflow, name=name)
+        registry.workflow(name, workflow)
     for name, activity in ACTIVITIES.items():
-        runtime.register_activity(activity, name=name)
+        registry.activity(name, activity)
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ _SOURCE = re.compile(
 _PASSAGE = re.compile(r'<passage passage_id="(?P<id>[^"]+)">')
 _CHECK_CLAIM = re.compile(r'<claim id="(?P<id>[^"]+)">\n(?P<text>.*?)\n</claim>', re.S)
 _WRITER_CLAIM = re.compile(
-    r'<claim id="(?P<id>[^"]+)" verdict="(?P<verdict>[^"]+)" sources="(?P<sources>[^"]*)">'
+    r'<claim id="(?P<id>[^"]+)" verdict="(?P<verdict>[^"]+)" sources="(?P<sources>[^"]*)"[^>]*>'
 )
 _QUESTION = re.compile(r"<question>\n(?P<text>.*?)\n</question>", re.S)
 

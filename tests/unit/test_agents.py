@@ -254,7 +254,9 @@ def test_fact_checker_unsupported_defaults(llm: LLMClient, script_openai: Script
 def test_writer(llm: LLMClient, script_openai: ScriptFactory) -> None:
     checked = [
         CheckedClaim(
-            claim=Claim(id="C1", text="COP of 2.1 at -15 °C.", source_ids=["S1"]),
+            claim=Claim(
+                id="C1", text="COP of 2.1 at -15 °C.", source_ids=["S1"], sub_question_id="q2"
+            ),
             verdict="supported",
             evidence="kept a COP of 2.1",
             evidence_source_id="S1",
@@ -282,20 +284,58 @@ def test_writer(llm: LLMClient, script_openai: ScriptFactory) -> None:
             }
         ],
     }
+    sub_questions = [
+        SubQuestion(id="q1", text="How does defrosting affect heat pump output?"),
+        SubQuestion(id="q2", text="What efficiency do heat pumps reach below -10 °C?"),
+    ]
     route = script_openai([completion_json(reply)])
 
-    result = writer.write(llm, model=MODEL, query=QUERY, claims=checked, sources=SOURCES)
+    result = writer.write(
+        llm, model=MODEL, query=QUERY, claims=checked, sources=SOURCES, sub_questions=sub_questions
+    )
 
     assert result.output == writer.WriterOutput.model_validate(reply)
     body = only_request(route)
     assert_schema(body, writer.WriterOutput)
     user = user_message(body)
     assert QUERY in user
-    assert '<claim id="C1" verdict="supported" sources="S1">' in user
-    assert '<claim id="C2" verdict="contradicted" sources="S2">' in user
+    # The plan in its order, so the writer can follow it; each claim names its sub-question.
+    assert (
+        "- q1: How does defrosting affect heat pump output?\n"
+        "- q2: What efficiency do heat pumps reach below -10 °C?\n"
+    ) in user
+    assert '<claim id="C1" verdict="supported" sources="S1" sub_question="q2">' in user
+    assert '<claim id="C2" verdict="contradicted" sources="S2" sub_question="">' in user
     assert 'evidence from S2: "by up to 10 %"' in user
     for s in SOURCES:
         assert f"- {s.id}: {s.title}" in user
+
+
+def test_writer_without_a_plan(llm: LLMClient, script_openai: ScriptFactory) -> None:
+    checked = [
+        CheckedClaim(
+            claim=Claim(id="C1", text="COP of 2.1 at -15 °C.", source_ids=["S1"]),
+            verdict="supported",
+            evidence="kept a COP of 2.1",
+        )
+    ]
+    reply = {
+        "title": "Cold-climate heat pumps",
+        "summary": "A COP of 2.1 at -15 °C.",
+        "sections": [
+            {
+                "heading": "Efficiency",
+                "paragraphs": [{"text": "COP 2.1.", "claim_ids": ["C1"], "source_ids": ["S1"]}],
+            }
+        ],
+    }
+    route = script_openai([completion_json(reply)])
+
+    writer.write(llm, model=MODEL, query=QUERY, claims=checked, sources=SOURCES)
+
+    user = user_message(only_request(route))
+    assert "Sub-questions of the research plan, in order:\n(none)\n" in user
+    assert '<claim id="C1" verdict="supported" sources="S1" sub_question="">' in user
 
 
 def test_all_prompts_load_with_their_fields() -> None:
@@ -305,7 +345,7 @@ def test_all_prompts_load_with_their_fields() -> None:
         source_finder.RELEVANCE_PROMPT_NAME: {"sub_question", "candidates"},
         analyst.PROMPT_NAME: {"query", "sub_questions", "sources"},
         fact_checker.PROMPT_NAME: {"claims"},
-        writer.PROMPT_NAME: {"query", "claims", "sources"},
+        writer.PROMPT_NAME: {"query", "sub_questions", "claims", "sources"},
     }
     for name, fields in expected.items():
         system, user = prompting.load_prompt(name)

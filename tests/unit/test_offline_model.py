@@ -319,7 +319,14 @@ def test_writer_states_supported_claims_citing_only_their_given_sources(
     claims_by_id = {c.claim.id: c for c in checked}
     known = {source.id for source in sources}
 
-    result = writer.write(offline, model=MODEL, query=QUERY, claims=checked, sources=sources)
+    result = writer.write(
+        offline,
+        model=MODEL,
+        query=QUERY,
+        claims=checked,
+        sources=sources,
+        sub_questions=SUB_QUESTIONS,
+    )
 
     report = result.output
     assert report.title == "How durable workflows recover from crashes"
@@ -345,6 +352,142 @@ def test_writer_states_supported_claims_citing_only_their_given_sources(
     closing = report.sections[-1]
     assert closing.heading == "Limits of this report"
     assert "1 of the" in closing.paragraphs[0].text
+
+
+def checked_timer_and_saga_claims(offline: LLMClient, sources: list[Source]) -> list[CheckedClaim]:
+    extracted = analyst.analyse(
+        offline, model=MODEL, query=QUERY, sub_questions=SUB_QUESTIONS, sources=sources
+    ).output
+    claims = claims_from(extracted)
+    verdicts = fact_checker.check(offline, model=MODEL, claims=claims, sources=sources).output
+    checked = checked_from(claims, verdicts)
+    assert all(c.verdict == "supported" for c in checked)
+    return checked
+
+
+def sentences_of(text: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+", text.strip())
+
+
+def test_writer_sections_follow_the_sub_questions_in_plan_order(
+    offline: LLMClient, corpus: LocalCorpus
+) -> None:
+    sources = timer_and_saga_sources(corpus)
+    checked = checked_timer_and_saga_claims(offline, sources)
+    # One claim the analyst did not tie to a sub-question.
+    last = checked[-1]
+    checked[-1] = last.model_copy(
+        update={"claim": last.claim.model_copy(update={"sub_question_id": None})}
+    )
+    unanswered = SubQuestion(id="q3", text="What are dead-letter queues?")
+    # The plan's order, not the claims' order (they come timers first).
+    plan = [SUB_QUESTIONS[1], SUB_QUESTIONS[0], unanswered]
+
+    report = writer.write(
+        offline, model=MODEL, query=QUERY, claims=checked, sources=sources, sub_questions=plan
+    ).output
+
+    assert [section.heading for section in report.sections] == [
+        "How does saga compensation undo completed steps",
+        "How durable timers survive restarts",
+        "Other findings",
+        "Limits of this report",
+    ]
+    sub_question_of = {c.claim.id: c.claim.sub_question_id for c in checked}
+    for section, expected in zip(report.sections, ["q2", "q1", None], strict=False):
+        claim_ids = [i for paragraph in section.paragraphs for i in paragraph.claim_ids]
+        assert claim_ids
+        assert {sub_question_of[claim_id] for claim_id in claim_ids} == {expected}
+    stated = [i for s in report.sections for p in s.paragraphs for i in p.claim_ids]
+    assert sorted(stated) == sorted(c.claim.id for c in checked)
+    limits = " ".join(p.text for p in report.sections[-1].paragraphs)
+    assert "1 of the 3 sub-questions of the research plan" in limits
+    assert f'"{unanswered.text}"' in limits
+
+
+def test_writer_summary_spans_sub_questions_and_does_not_echo_section_starts(
+    offline: LLMClient, corpus: LocalCorpus
+) -> None:
+    sources = timer_and_saga_sources(corpus)
+    checked = checked_timer_and_saga_claims(offline, sources)
+    by_question = {
+        q.id: [c.claim.text for c in checked if c.claim.sub_question_id == q.id]
+        for q in SUB_QUESTIONS
+    }
+    assert all(len(texts) > 1 for texts in by_question.values())
+
+    report = writer.write(
+        offline,
+        model=MODEL,
+        query=QUERY,
+        claims=checked,
+        sources=sources,
+        sub_questions=SUB_QUESTIONS,
+    ).output
+
+    summary = sentences_of(report.summary)
+    assert 3 <= len(summary) <= 5
+    assert set(summary) <= {c.claim.text for c in checked}
+    for texts in by_question.values():
+        assert set(summary) & set(texts)
+    for section in report.sections[:-1]:
+        assert sentences_of(section.paragraphs[0].text)[0] not in summary
+
+
+@pytest.mark.parametrize(
+    ("sub_question", "heading"),
+    [
+        (TIMERS_QUESTION, "How durable timers survive restarts"),
+        ("Why does Dapr persist workflow history?", "Why Dapr persists workflow history"),
+        ("What is durable execution?", "Durable execution"),
+        ("What are the trade-offs and limits of sagas?", "Trade-offs and limits of sagas"),
+        ("How do sagas compare with two-phase commit?", "Sagas versus two-phase commit"),
+        (
+            "What failure modes and risks affect durable timers?",
+            "What failure modes and risks affect durable timers",
+        ),
+        ("What is Dapr used for?", "What is Dapr used for"),
+        (
+            "What are the limits of durable timers when the state store of the cluster is "
+            "unavailable for hours?",
+            "Limits of durable timers when the state store of the cluster",
+        ),
+        # The plan leads with the research question itself, which the title already states.
+        (QUERY, "Main findings"),
+    ],
+    ids=[
+        "how-do",
+        "why-does",
+        "what-is",
+        "what-are-the",
+        "comparison",
+        "no-rule-fits",
+        "ends-on-a-preposition",
+        "long",
+        "the-query-itself",
+    ],
+)
+def test_writer_headings_are_made_from_the_sub_questions(
+    offline: LLMClient, sub_question: str, heading: str
+) -> None:
+    source = as_sources(passages_of(LocalCorpus.load(CORPUS_DIR), "durable-timers.md"))[0]
+    claim = CheckedClaim(
+        claim=Claim(id="C1", text=TIMER_SENTENCE, source_ids=[source.id], sub_question_id="q1"),
+        verdict="supported",
+        evidence=TIMER_SENTENCE,
+        evidence_source_id=source.id,
+    )
+
+    report = writer.write(
+        offline,
+        model=MODEL,
+        query=QUERY,
+        claims=[claim],
+        sources=[source],
+        sub_questions=[SubQuestion(id="q1", text=sub_question)],
+    ).output
+
+    assert [section.heading for section in report.sections] == [heading, "Limits of this report"]
 
 
 def test_writer_without_supported_claims_says_so(offline: LLMClient) -> None:
@@ -506,9 +649,10 @@ def research(
     claims = claims_from(extracted)
     verdicts = fact_checker.check(llm, model=MODEL, claims=claims, sources=sources).output
     checked = checked_from(claims, verdicts)
-    return writer.write(
-        llm, model=MODEL, query=query, claims=checked, sources=sources
-    ).output, sources
+    report = writer.write(
+        llm, model=MODEL, query=query, claims=checked, sources=sources, sub_questions=sub_questions
+    ).output
+    return report, sources
 
 
 def test_end_to_end_report_from_the_sample_corpus(offline: LLMClient, corpus: LocalCorpus) -> None:
@@ -520,6 +664,9 @@ def test_end_to_end_report_from_the_sample_corpus(offline: LLMClient, corpus: Lo
         section for section in report.sections if any(p.source_ids for p in section.paragraphs)
     ]
     assert len(cited_sections) >= 2
+    # One section per answered sub-question in plan order; the plan leads with the query.
+    assert report.sections[0].heading == "Main findings"
+    assert report.sections[-1].heading == "Limits of this report"
     for section in report.sections:
         for paragraph in section.paragraphs:
             assert set(paragraph.source_ids) <= known

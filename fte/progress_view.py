@@ -1,0 +1,112 @@
+"""Showing a run's live progress: a rich live panel on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from fte.client import Snapshot
+from fte.contracts import Progress
+
+_STATE_STYLE = {
+    "pending": "dim",
+    "searching": "yellow",
+    "done": "green",
+    "failed": "red",
+}
+_END_STYLE = {"completed": "bold green", "failed": "bold red"}
+
+CostFn = Callable[[Progress], str]
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def elapsed(progress: Progress, now: datetime | None = None) -> str:
+    started = _utc(progress.started_at)
+    moment = now or datetime.now(UTC)
+    if progress.stage in ("completed", "failed", "rejected", "cancelled"):
+        moment = _utc(progress.updated_at)
+    seconds = max(0, int((moment - started).total_seconds()))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def summary_line(snap: Snapshot, cost: CostFn | None = None) -> str:
+    p = snap.progress
+    if p is None:
+        return f"{snap.task_id}: {snap.runtime_status.lower()}"
+    done = sum(q.state == "done" for q in p.sub_questions)
+    parts = [f"[{p.stage}]"]
+    if p.sub_questions:
+        parts.append(f"sub-questions {done}/{len(p.sub_questions)}")
+    parts += [f"sources {p.sources_found}", f"tokens {p.usage.total_tokens}"]
+    if cost is not None:
+        parts.append(f"cost {cost(p)}")
+    parts.append(f"elapsed {elapsed(p)}")
+    if p.reason:
+        parts.append(f"reason: {p.reason}")
+    return "  ".join(parts)
+
+
+def panel(snap: Snapshot, cost: CostFn | None = None) -> Group:
+    p = snap.progress
+    if p is None:
+        return Group(Text(f"{snap.task_id}: {snap.runtime_status.lower()}"))
+    stage_style = _END_STYLE.get(p.stage, "bold cyan")
+    header = Text.assemble(
+        (f"{snap.task_id} ", "bold"),
+        (p.stage, stage_style),
+        f"  elapsed {elapsed(p)}",
+    )
+    query = Text(p.query, style="italic")
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("#")
+    table.add_column("state")
+    table.add_column("sources", justify="right")
+    table.add_column("sub-question", overflow="fold")
+    for q in p.sub_questions:
+        table.add_row(q.id, Text(q.state, _STATE_STYLE.get(q.state, "")), str(q.sources), q.text)
+    footer = Text(
+        f"sources {p.sources_found}  claims {p.claims}  tokens {p.usage.total_tokens} "
+        f"in {p.usage.calls} calls"
+        + (f"  est. cost {cost(p)}" if cost is not None else "")
+        + (f"  check-ins {p.checkins}" if p.checkins else "")
+    )
+    parts: list[Text | Table] = [header, query]
+    if p.sub_questions:
+        parts.append(table)
+    parts.append(footer)
+    if p.reason:
+        parts.append(Text(f"reason: {p.reason}", style="red"))
+    return Group(*parts)
+
+
+def show(snapshots: Iterable[Snapshot], *, cost: CostFn | None = None) -> Snapshot:
+    """Render each snapshot as it arrives; return the last one."""
+    console = Console(stderr=True)
+    last: Snapshot | None = None
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            for snap in snapshots:
+                live.update(panel(snap, cost))
+                last = snap
+    else:
+        printed = ""
+        for snap in snapshots:
+            line = summary_line(snap, cost)
+            # Elapsed time changes every poll; print only when something else did.
+            key = line.rsplit("  elapsed", 1)[0]
+            if key != printed:
+                print(line, file=sys.stderr, flush=True)
+                printed = key
+            last = snap
+    assert last is not None, "follow() always yields at least one snapshot"
+    return last
