@@ -150,7 +150,7 @@ def _now() -> str:
 
 
 def _log_attempt(ctx: wf.WorkflowActivityContext, activity: str, task_id: str) -> None:
-    log.debug(
+    log.info(
         "activity.start",
         activity=activity,
         task_id=task_id,

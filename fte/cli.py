@@ -17,6 +17,8 @@ from pathlib import Path
 
 from fte import __version__, progress_view
 from fte.client import ResearchClient, Snapshot
+from fte.config import FteSettings, load_settings
+from fte.config import show as show_settings
 from fte.contracts import ApprovalDecision, Progress
 from fte.errors import FteError, RuntimeSetupError
 from fte.logs import configure_logging
@@ -28,7 +30,7 @@ from fte.research import (
     validate_task_id,
     write_report,
 )
-from fte.runtime import dapr_runtime, default_data_dir, external_endpoint, live_stack
+from fte.runtime import dapr_runtime, external_endpoint, live_stack
 from fte.service import research_worker
 
 EXIT_OK = 0
@@ -73,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_dir(up)
 
+    config = commands.add_parser("config", help="show the effective configuration")
+    config_cmds = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_cmds.add_parser("show", help="print settings, where each came from, secrets masked")
+
     doctor = commands.add_parser("doctor", help="start the runtime and run one tiny workflow")
     _add_data_dir(doctor)
 
@@ -81,13 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     research.add_argument("query", help="the research question")
     research.add_argument(
-        "--corpus", type=Path, default=Path("examples/corpus"), help="folder of .md/.txt/.html"
+        "--corpus", type=Path, help="folder of .md/.txt/.html (default: examples/corpus)"
     )
     research.add_argument("--id", dest="task_id", help="task ID (default: generated)")
     research.add_argument(
         "--approve-plan", action="store_true", help="wait for `fte approve` before searching"
     )
-    research.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
+    research.add_argument("--out", type=Path, help="report folder (default: reports)")
     research.add_argument("--force", action="store_true", help="overwrite an existing report")
     research.add_argument(
         "--detach", action="store_true", help="schedule the run and return its task ID at once"
@@ -144,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write a finished run's report")
     report.add_argument("task_id")
     report.add_argument("--format", choices=("md", "json", "html"), default="md")
-    report.add_argument("--out", type=Path, default=Path("reports"))
+    report.add_argument("--out", type=Path, help="report folder (default: reports)")
     report.add_argument("--force", action="store_true")
     _add_data_dir(report)
     return parser
@@ -162,9 +168,9 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from fte.runtime import EmbeddedStack, default_data_dir
+    from fte.runtime import EmbeddedStack
 
-    stack = EmbeddedStack(data_dir=args.data_dir or default_data_dir())
+    stack = EmbeddedStack(data_dir=args.settings.data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with stack as endpoint:
@@ -188,7 +194,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from fte.doctor import run_doctor
 
-    print(json.dumps(run_doctor(args.data_dir), indent=2))
+    print(json.dumps(run_doctor(args.settings.data_dir), indent=2))
     return EXIT_OK
 
 
@@ -230,7 +236,7 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
     state = snap.end_state
     if state == "completed":
         report = client.report(snap.task_id)
-        markdown, document = write_report(report, args.out, force=args.force)
+        markdown, document = write_report(report, args.settings.out_dir, force=args.force)
         print(markdown)
         _say(f"Report: {markdown} (full structure: {document}; HTML: fte report --format html)")
         return EXIT_OK
@@ -240,11 +246,12 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
 
 
 def _cmd_research(args: argparse.Namespace) -> int:
-    choice = choose_model(model=args.model, offline=args.offline)
+    settings = args.settings
+    choice = choose_model(settings)
     task_id = validate_task_id(args.task_id)
-    validate_out_dir(args.out)
+    validate_out_dir(settings.out_dir)
     config = build_config(
-        query=args.query, corpus=args.corpus, models=choice.models, approve_plan=args.approve_plan
+        settings, query=args.query, models=choice.models, approve_plan=args.approve_plan
     )
     if choice.offline:
         _say(
@@ -252,8 +259,8 @@ def _cmd_research(args: argparse.Namespace) -> int:
             "built-in extractive model. Reports say so in their header."
         )
     if args.detach:
-        _ensure_background_worker(args.data_dir or default_data_dir(), offline=choice.offline)
-    with dapr_runtime(args.data_dir) as endpoint, ResearchClient(endpoint) as client:
+        _ensure_background_worker(settings.data_dir, offline=choice.offline)
+    with dapr_runtime(settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
         if args.detach:
             client.start(config, task_id)
             print(task_id)
@@ -309,11 +316,11 @@ _IDLE_EXIT_S = 10.0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    choice = choose_model(model=None, offline=args.offline)
+    choice = choose_model(args.settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with (
-        dapr_runtime(args.data_dir) as endpoint,
+        dapr_runtime(args.settings.data_dir) as endpoint,
         research_worker(
             endpoint,
             llm_config=choice.config,
@@ -344,7 +351,7 @@ _FINISHED = frozenset({"completed", "failed", "rejected", "cancelled", "purged"}
 def _with_client(args: argparse.Namespace) -> contextlib.AbstractContextManager[ResearchClient]:
     @contextlib.contextmanager
     def session() -> Iterator[ResearchClient]:
-        with dapr_runtime(args.data_dir) as endpoint, ResearchClient(endpoint) as client:
+        with dapr_runtime(args.settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
             yield client
 
     return session()
@@ -384,7 +391,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     with _with_client(args) as client:
         report = client.report(args.task_id)
-    paths = write_report(report, args.out, force=args.force, formats=(args.format,))
+    paths = write_report(report, args.settings.out_dir, force=args.force, formats=(args.format,))
     print(paths[0])
     return EXIT_OK
 
@@ -445,12 +452,44 @@ def _duration(text: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * seconds)
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    print(show_settings(args.settings))
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> FteSettings:
+    """Flags > environment > fte.toml > defaults; only flags the user gave count."""
+    flags: dict[str, object] = {
+        "data_dir": getattr(args, "data_dir", None),
+        "out_dir": getattr(args, "out", None),
+        "corpus": getattr(args, "corpus", None),
+        "model": getattr(args, "model", None),
+        "offline": True if getattr(args, "offline", False) else None,
+    }
+    return load_settings(flags)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(verbose=args.debug)
+    try:
+        args.settings = _settings(args)
+    except FteError as exc:
+        print(f"fte: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    settings = args.settings
+    # Only commands that run the pipeline write the JSON log (creating the data dir).
+    json_file = settings.log_file if args.command in ("research", "worker") else None
+    configure_logging(
+        verbose=args.debug,
+        level=settings.log_level,
+        json_file=json_file,
+        secrets=settings.secret_values(),
+    )
     handlers = {
         "sidecar": _cmd_sidecar,
+        "config": _cmd_config,
         "up": _cmd_up,
         "doctor": _cmd_doctor,
         "research": _cmd_research,

@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from fte.config import FteSettings
 from fte.contracts import AgentModels, RunConfig
 from fte.errors import UsageError
 from fte.llm import LLMConfig
-from fte.offline_model import OFFLINE_BASE_URL, offline_http_client
+from fte.offline_model import OFFLINE_BASE_URL, OFFLINE_MODEL_NAME, offline_http_client
 from fte.sources import LocalCorpus
 
 MAX_QUERY_CHARS = 2000
@@ -69,38 +70,34 @@ class ModelChoice:
     models: AgentModels
 
 
-def choose_model(*, model: str | None, offline: bool) -> ModelChoice:
+def choose_model(settings: FteSettings) -> ModelChoice:
     """The offline model unless an OpenAI-compatible server is configured (or --offline)."""
-    configured = LLMConfig.from_env()
-    use_offline = offline or (configured.api_key is None and configured.base_url is None)
+    configured = settings.llm_config()
+    use_offline = settings.offline or (configured.api_key is None and configured.base_url is None)
     if use_offline:
-        name = "fte-offline-extractive"
         return ModelChoice(
             config=LLMConfig(api_key=SecretStr("offline"), base_url=OFFLINE_BASE_URL),
             http_client=offline_http_client(),
             offline=True,
-            models=_models(name),
+            models=AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL_NAME)),
         )
-    default_model = os.environ.get("FTE_MODEL", AgentModels().planner)
     return ModelChoice(
-        config=configured, http_client=None, offline=False, models=_models(model or default_model)
+        config=configured, http_client=None, offline=False, models=settings.agent_models()
     )
 
 
-def _models(name: str) -> AgentModels:
-    per_agent = {
-        agent: os.environ.get(f"FTE_MODEL_{agent.upper()}", name)
-        for agent in AgentModels.model_fields
-    }
-    return AgentModels(**per_agent)
-
-
-def build_config(*, query: str, corpus: Path, models: AgentModels, approve_plan: bool) -> RunConfig:
+def build_config(
+    settings: FteSettings, *, query: str, models: AgentModels, approve_plan: bool
+) -> RunConfig:
     return RunConfig(
         query=validate_query(query),
-        corpus_dir=str(validate_corpus(corpus)),
+        corpus_dir=str(validate_corpus(settings.corpus)),
         models=models,
         require_approval=approve_plan,
+        approval_timeout_s=settings.approval_timeout_s,
+        approval_reminder_interval_s=settings.approval_reminder_interval_s,
+        progress_checkin_interval_s=settings.progress_checkin_interval_s,
+        citation_policy=settings.citation_policy,
     )
 
 

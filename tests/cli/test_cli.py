@@ -366,7 +366,7 @@ def test_one_megabyte_query_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert code == 2
     assert "1,000,000 characters" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "data" / "state.db").exists()
 
 
 def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
