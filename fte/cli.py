@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     approve = commands.add_parser("approve", help="approve a run's plan")
     approve.add_argument("task_id")
     approve.add_argument("--comment", default="")
+    approve.add_argument(
+        "--sub-question",
+        dest="sub_questions",
+        action="append",
+        metavar="TEXT",
+        help="replace the plan: give 3-8 times, one sub-question each",
+    )
     _add_data_dir(approve)
 
     reject = commands.add_parser("reject", help="reject a run's plan (runs compensation)")
@@ -369,7 +376,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_approve(args: argparse.Namespace) -> int:
     with _with_client(args) as client:
-        client.approve(args.task_id, ApprovalDecision(approved=True, comment=args.comment))
+        decision = ApprovalDecision(
+            approved=True, comment=args.comment, sub_questions=args.sub_questions
+        )
+        client.approve(args.task_id, decision)
     _say(f"Approved the plan of {args.task_id}")
     return EXIT_OK
 

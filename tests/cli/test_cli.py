@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -219,6 +220,21 @@ def test_reject_from_a_second_process(gated_run: tuple[subprocess.Popen[str], Pa
     assert artifact_keys(data_dir, "gated") == []
 
 
+def test_ctrl_c_detaches_without_cancelling(
+    gated_run: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    proc, data_dir, log = gated_run
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=TIMEOUT_S) == 130
+    output = log.read_text()
+    assert "Detached; the run goes on durably" in output
+    assert "fte watch gated" in output and "fte cancel gated" in output
+    assert "Traceback" not in output
+    # The run was not cancelled: it is still waiting for its approval.
+    status = fte("status", "gated", "--data-dir", str(data_dir))
+    assert status.returncode == 0 and "[awaiting_approval]" in status.stdout
+
+
 def test_cancel_runs_compensation(gated_run: tuple[subprocess.Popen[str], Path, Path]) -> None:
     proc, data_dir, log = gated_run
     assert artifact_keys(data_dir, "gated"), "the plan artifact exists before cancelling"
@@ -335,6 +351,12 @@ def test_bad_input_is_one_line_with_exit_code(
         pytest.param(["report", "no-such-task"], 4, "no research task", id="unknown-report"),
         pytest.param(["cancel", "main-run"], 5, "already ended", id="cancel-finished"),
         pytest.param(["approve", "main-run"], 5, "already ended", id="approve-finished"),
+        pytest.param(
+            ["approve", "main-run", "--sub-question", "a?", "--sub-question", "b?"],
+            2,
+            "3 to 8 non-empty sub-questions",
+            id="edited-plan-too-short",
+        ),  # fmt: skip
         pytest.param(
             ["report", "main-run", "--out", "{out}"], 2, "already exists", id="no-overwrite"
         ),

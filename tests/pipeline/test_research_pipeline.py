@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import respx
+import structlog
 
 from fte.client import ResearchClient
 from fte.contracts import ApprovalDecision, RunConfig
@@ -320,8 +321,9 @@ def test_approval_timeout_sends_reminders_then_rejects(
     config = _config(
         corpus, require_approval=True, approval_timeout_s=3.5, approval_reminder_interval_s=1
     )
-    task_id = research.start(config, _task_id())
-    snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
+    with structlog.testing.capture_logs() as logs:
+        task_id = research.start(config, _task_id())
+        snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
     assert snap.end_state == "rejected"
     assert snap.progress is not None
     assert snap.progress.reason is not None and snap.progress.reason.startswith(
@@ -329,6 +331,9 @@ def test_approval_timeout_sends_reminders_then_rejects(
     )
     assert snap.progress.checkins == 3  # reminders at 1 s, 2 s and 3 s; the deadline at 3.5 s
     assert stored_artifact_keys(embedded_stack, task_id) == []
+    # Each notice was published (the notify activity publishes, then logs).
+    kinds = [e["kind"] for e in logs if e["event"] == "notice" and e["task_id"] == task_id]
+    assert kinds == ["approval_request"] + ["approval_reminder"] * 3 + ["outcome"]
 
 
 def test_approval_timeout_can_auto_approve(
