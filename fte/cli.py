@@ -236,7 +236,7 @@ def _announce_gate(snapshots: Iterator[Snapshot]) -> Iterator[Snapshot]:
 
 def _cost(progress: Progress) -> str:
     total, _ = estimate_run_cost(progress.models, progress.usage_by_agent)
-    return format_cost(total)
+    return "$0" if total == 0 else format_cost(total)
 
 
 def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) -> int:
@@ -355,9 +355,22 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 _FINISHED = frozenset({"completed", "failed", "rejected", "cancelled", "purged"})
 
 
-def _with_client(args: argparse.Namespace) -> contextlib.AbstractContextManager[ResearchClient]:
+def _with_client(
+    args: argparse.Namespace, *, serve: bool = False
+) -> contextlib.AbstractContextManager[ResearchClient]:
+    """A client of the runtime serving the data directory.
+
+    `serve`: the command changes a run (an event, a purge) or waits for one to
+    progress. The sidecar only routes to workflow instances while a worker has
+    registered the workflow types, and the run must then go on (compensation
+    after a cancel, the rest of the pipeline after an approval), so a worker is
+    made sure of first.
+    """
+
     @contextlib.contextmanager
     def session() -> Iterator[ResearchClient]:
+        if serve:
+            _ensure_background_worker(args.settings.data_dir, offline=args.settings.offline)
         with dapr_runtime(args.settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
             yield client
 
@@ -375,7 +388,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
+    with _with_client(args, serve=True) as client:
         decision = ApprovalDecision(
             approved=True, comment=args.comment, sub_questions=args.sub_questions
         )
@@ -385,14 +398,14 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_reject(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
+    with _with_client(args, serve=True) as client:
         client.approve(args.task_id, ApprovalDecision(approved=False, comment=args.reason))
     _say(f"Rejected the plan of {args.task_id}; its partial artifacts will be deleted")
     return EXIT_OK
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
+    with _with_client(args, serve=True) as client:
         client.cancel(args.task_id, args.reason)
     _say(f"Cancelling {args.task_id}; its partial artifacts will be deleted")
     return EXIT_OK
@@ -407,7 +420,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
+    with _with_client(args, serve=True) as client:
         client.snapshot(args.task_id)  # unknown IDs fail before the live view starts
         try:
             snap = progress_view.show(_announce_gate(client.follow(args.task_id)), cost=_cost)
@@ -442,7 +455,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
+    with _with_client(args, serve=True) as client:
         if args.task_id:
             client.purge(args.task_id)
             purged = [args.task_id]

@@ -179,6 +179,22 @@ def test_detach_returns_at_once_and_watch_follows_to_the_end(tmp_path: Path) -> 
         assert time.monotonic() < deadline, "background worker did not exit when idle"
         time.sleep(0.5)
 
+    # Purging removes the history, every artifact (the report too) and the list entry.
+    assert artifact_keys(data_dir, "bg-run")
+    purged = fte("purge", "bg-run", *data)
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.strip() == "bg-run"
+    assert artifact_keys(data_dir, "bg-run") == []
+    assert "bg-run" not in fte("list", *data).stdout
+    gone = fte("status", "bg-run", *data)
+    assert gone.returncode == 4 and "no research task" in gone.stderr
+    # purge needed a worker (the sidecar routes to workflow instances only then); the
+    # one it started in the background leaves again when idle.
+    deadline = time.monotonic() + 60
+    while live_stack(data_dir) is not None:
+        assert time.monotonic() < deadline, "background worker did not exit when idle"
+        time.sleep(0.5)
+
 
 @pytest.fixture
 def gated_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
