@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,20 +15,11 @@ import pytest
 
 from fte.runtime import EmbeddedStack, RuntimeEndpoint
 from fte.sidecar import PROJECT_ROOT, find_binaries
+from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.engine
 
 TIMEOUT_S = 90
-
-
-def _wait_for(predicate: object, what: str, timeout: float = TIMEOUT_S) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _executions(count_dir: Path, key: str) -> int:
@@ -54,20 +44,14 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        _wait_for(self.ready_file.exists, f"worker {name} to connect", timeout=60)
+        wait_for(self.ready_file.exists, f"worker {name} to connect", timeout=60)
 
     def sigkill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         self._log.close()
 
 
@@ -96,7 +80,7 @@ def test_killed_worker_resumes_without_redoing_finished_activities(
             "probe_durable", input={"count_dir": str(count_dir)}, instance_id=instance_id
         )
         # The first activity has completed once the second one has started.
-        _wait_for(lambda: _executions(count_dir, "second") == 1, "the gated activity to start")
+        wait_for(lambda: _executions(count_dir, "second") == 1, "the gated activity to start")
         first_worker.sigkill()
 
         second_worker = WorkerProcess(endpoint, tmp_path, "worker-2")
@@ -127,7 +111,7 @@ def test_stack_restart_mid_workflow_completes_on_same_data_dir(
         client.schedule_new_workflow(
             "probe_durable", input={"count_dir": str(count_dir)}, instance_id=instance_id
         )
-        _wait_for(lambda: _executions(count_dir, "second") == 1, "the gated activity to start")
+        wait_for(lambda: _executions(count_dir, "second") == 1, "the gated activity to start")
 
         private_stack.stop()
         restarted = private_stack.start()

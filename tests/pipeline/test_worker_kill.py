@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fte.contracts import RunConfig
 from fte.runtime import EmbeddedStack, RuntimeEndpoint
 from fte.sidecar import PROJECT_ROOT, find_binaries
 from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
+from tests.support.processes import stop, wait_for
 from tests.support.scripted_llm import (
     ANALYST,
     FACT_CHECK,
@@ -52,24 +52,19 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while "serving research runs" not in log_path.read_text():
+
+        def serving() -> bool:
             assert self.proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.05)
+            return "serving research runs" in log_path.read_text()
+
+        wait_for(serving, "the worker to start", timeout=60)
 
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         self._log.close()
 
 

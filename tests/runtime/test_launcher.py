@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,7 @@ from fte.runtime import (
     external_endpoint,
 )
 from fte.sidecar import PROJECT_ROOT, find_binaries
-
-
-def _wait_for(predicate: object, what: str, timeout: float = 60) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
+from tests.support.processes import wait_for
 
 # A stand-in for a leftover runtime process: its /proc cmdline starts with sys.executable.
 _SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"]
@@ -87,12 +76,12 @@ def test_killed_launcher_leaves_no_orphans_and_data_dir_restarts(tmp_path: Path)
             except (FileNotFoundError, json.JSONDecodeError):
                 return False
 
-        _wait_for(ready, "the launcher's stack to become ready")
+        wait_for(ready, "the launcher's stack to become ready")
         pids = json.loads((data_dir / STACK_RECORD).read_text())["pids"]
         assert set(pids) == {"placement", "scheduler", "daprd"}
         launcher.send_signal(signal.SIGKILL)
         launcher.wait()
-        _wait_for(
+        wait_for(
             lambda: not any(_alive(pid) for pid in pids.values()),
             "the runtime processes to exit after their launcher died",
             timeout=30,
