@@ -27,6 +27,8 @@ SIDECAR_MODULE = PROJECT_ROOT / "sidecar"
 ROLES = ("daprd", "placement", "scheduler")
 _READY_MARKER = "BUILD_OK"
 _GO_META = ("go.mod", "go.sum")
+# Part of the cache key too: a change in how we build is a change in what we built.
+_BUILD_FLAGS = ("-trimpath", "-buildvcs=false")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def dapr_version(module: Path = SIDECAR_MODULE) -> str:
 
 def wrapper_hash(module: Path = SIDECAR_MODULE) -> str:
     """A digest of every source file of the wrapper module (go.mod, go.sum, *.go)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(" ".join(_BUILD_FLAGS).encode() + b"\0")
     files = sorted(
         p for p in module.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name in _GO_META)
     )
@@ -137,7 +139,7 @@ def build(
     env = dict(os.environ, CGO_ENABLED="0")
     ldflags = f"-X github.com/dapr/dapr/pkg/buildinfo.version={version.removeprefix('v')}"
     cmd = [
-        go, "build", "-v", "-trimpath", "-ldflags", ldflags,
+        go, "build", "-v", *_BUILD_FLAGS, "-ldflags", ldflags,
         "-o", str(staging) + os.sep, "./cmd/daprd", "./cmd/placement", "./cmd/scheduler",
     ]  # fmt: skip
     say(f"Building the Dapr runtime {version} from source into {target} (first run only)")
