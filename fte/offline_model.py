@@ -469,10 +469,16 @@ _VERBS = frozenset(
     """achieve affect allow apply avoid become behave cause communicate coordinate cope
     deal deliver detect differ enable ensure execute fail guarantee handle happen help
     implement improve increase interact keep manage matter perform persist prevent protect
-    provide recover reduce relate require resume scale support survive""".split()
+    make need provide recover reduce relate remain require resume scale stay support
+    survive""".split()
 )
 # Verbs too generic to be part of a subject, but still the verb of "How do X work?".
 _FOCUS_VERBS = _VERBS | {"work", "use", "happen"}
+_THIRD_PERSON = frozenset(
+    verb + "es" if verb.endswith(("s", "x", "z", "ch", "sh", "o")) else verb + "s"
+    for verb in _FOCUS_VERBS
+)
+_ARTICLES = frozenset({"a", "an", "the"})
 _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|none|nor|neither|nothing|nobody|nowhere)\b|n['’]t\b",
     re.IGNORECASE,
@@ -737,19 +743,38 @@ def _analyse_query(query: str) -> _QueryAnalysis:
     )
     is_question = text.endswith("?") or wh_word is not None
     runs = _runs(text, words)
+    if wh_word == "what" and runs and runs[0][0] is words[1] and lowers[1] in _THIRD_PERSON:
+        # "What causes X?", "What happens when X?": the verb is not part of the subject.
+        runs = [runs[0][1:], *runs[1:]] if len(runs[0]) > 1 else runs[1:]
     if not runs:
         # Nothing but function words ("how does it work?"): the query itself is the topic.
         return _QueryAnalysis(subject="", is_question=is_question)
-    first = runs[0]
-    subject_words, focus = _strip_leading_verbs(first), None
+    first, later = runs[0], runs[1:]
+    # "the size of a workflow history": an of-phrase stays with the noun it qualifies.
+    of_object = later[0] if later and _joined_by(text, first, later[0], "of") else None
+    if of_object is not None:
+        later = later[1:]
+    subject, focus = _subject(text, words, _strip_leading_verbs(first), of_object), None
     verb = _main_verb(words, first, is_last_run=len(runs) == 1) if auxiliary else None
     if verb is not None:
-        subject_words = [word for word in first if word.start < verb.start]
+        subject = _subject(text, words, [word for word in first if word.start < verb.start])
+    elif auxiliary and of_object is not None:
+        # "How does the size of a history affect replay?": the verb follows the of-phrase.
+        verb = _main_verb(words, of_object, is_last_run=not later)
+        if verb is not None:
+            before = [word for word in of_object if word.start < verb.start]
+            subject = _subject(text, words, _strip_leading_verbs(first), before)
+    elif auxiliary and later and _joined_by(text, first, later[0], "and", "or"):
+        # "How do retries and timers make workflows reliable?": a joint subject.
+        verb = _main_verb(words, later[0], is_last_run=len(later) == 1)
+        if verb is not None:
+            subject = _with_article(text, words, first, text[first[0].start : verb.start].rstrip())
+    if verb is not None:
         focus = text[verb.start :].rstrip("?!. ")
     # The focus runs to the end of the query, so later runs are part of it, not extra topics.
-    others = () if focus else tuple(_span(text, run) for run in runs[1:])
+    others = () if focus else tuple(_span(text, run) for run in later)
     return _QueryAnalysis(
-        subject=_span(text, subject_words),
+        subject=subject,
         focus=focus,
         auxiliary=auxiliary,
         wh_word=wh_word,
@@ -757,6 +782,37 @@ def _analyse_query(query: str) -> _QueryAnalysis:
         compared=_comparison(text, words),
         is_question=is_question,
     )
+
+
+def _joined_by(text: str, left: list[_Word], right: list[_Word], *joiners: str) -> bool:
+    """Whether only a joiner ("of", "and"), perhaps with an article, lies between two runs."""
+    between = text[left[-1].end : right[0].start].lower().split()
+    if len(between) == 2 and between[1] in _ARTICLES:
+        between = between[:1]
+    return len(between) == 1 and between[0] in joiners
+
+
+def _subject(
+    text: str, words: list[_Word], head: list[_Word], of_object: list[_Word] | None = None
+) -> str:
+    """The subject phrase, keeping a leading "the" and an of-phrase with their noun.
+
+    "the size of a workflow history" reads as "workflow history size"; an of-phrase that is
+    long or plural keeps its "of" ("the maximum size of a message").
+    """
+    if not head:
+        return ""
+    if not of_object:
+        return _with_article(text, words, head, _span(text, head))
+    qualifier = _span(text, of_object)
+    if len(head) == 1 and len(of_object) <= 3 and not _is_plural(qualifier):
+        return f"{qualifier} {head[0].text}"
+    return _with_article(text, words, head, text[head[0].start : of_object[-1].end])
+
+
+def _with_article(text: str, words: list[_Word], head: list[_Word], phrase: str) -> str:
+    index = words.index(head[0])
+    return f"the {phrase}" if index and words[index - 1].lower == "the" else phrase
 
 
 def _main_verb(words: list[_Word], run: list[_Word], *, is_last_run: bool) -> _Word | None:
@@ -860,7 +916,10 @@ def _facet_questions(query: str, analysis: _QueryAnalysis) -> list[str]:
         ]
         return questions
     questions.append(f"What {be} {subject}?")
-    if analysis.focus:
+    if analysis.focus and analysis.wh_word == "why":
+        # "Why do activities need idempotency keys?" is answered by what goes wrong without.
+        questions.append(f"What would happen if {subject} did not {analysis.focus}?")
+    elif analysis.focus:
         questions.append(f"What mechanism lets {subject} {analysis.focus}?")
     else:
         questions.append(f"How {do} {subject} work?")

@@ -143,6 +143,117 @@ def test_planner_compares_both_sides_of_a_comparison(offline: LLMClient) -> None
     assert any(q.startswith("What are Sagas") for q in questions)
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "How do retries and timers make workflows reliable?",
+            [
+                "How do retries and timers make workflows reliable?",
+                "What are retries and timers?",
+                "What mechanism lets retries and timers make workflows reliable?",
+                "What are the trade-offs and limits of retries and timers?",
+                "What failure modes and risks affect retries and timers?",
+                "What are practical examples of retries and timers in use?",
+            ],
+        ),
+        (
+            "What limits the size of a workflow history?",
+            [
+                "What limits the size of a workflow history?",
+                "What is workflow history size?",
+                "How does workflow history size work?",
+                "What are the trade-offs and limits of workflow history size?",
+                "What failure modes and risks affect workflow history size?",
+                "What are practical examples of workflow history size in use?",
+            ],
+        ),
+        (
+            "How do durable workflows recover from crashes without redoing work?",
+            [
+                "How do durable workflows recover from crashes without redoing work?",
+                "What are durable workflows?",
+                "What mechanism lets durable workflows recover from crashes without redoing work?",
+                "What are the trade-offs and limits of durable workflows?",
+                "What failure modes and risks affect durable workflows?",
+                "What are practical examples of durable workflows in use?",
+            ],
+        ),
+        (
+            "Sagas vs two-phase commit",
+            [
+                "How do Sagas compare with two-phase commit?",
+                "What are Sagas?",
+                "What is two-phase commit?",
+                "When are Sagas a better choice than two-phase commit?",
+                "What are the trade-offs and limits of Sagas?",
+                "What are the trade-offs and limits of two-phase commit?",
+            ],
+        ),
+        (
+            "Why do workflow activities need idempotency keys?",
+            [
+                "Why do workflow activities need idempotency keys?",
+                "What are workflow activities?",
+                "What would happen if workflow activities did not need idempotency keys?",
+                "What are the trade-offs and limits of workflow activities?",
+                "What failure modes and risks affect workflow activities?",
+                "What are practical examples of workflow activities in use?",
+            ],
+        ),
+        (
+            "How does the saga pattern handle partial failures?",
+            [
+                "How does the saga pattern handle partial failures?",
+                "What is the saga pattern?",
+                "What mechanism lets the saga pattern handle partial failures?",
+                "What are the trade-offs and limits of the saga pattern?",
+                "What failure modes and risks affect the saga pattern?",
+                "What are practical examples of the saga pattern in use?",
+            ],
+        ),
+        (
+            "What is the outbox pattern?",
+            [
+                "What is the outbox pattern?",
+                "How does the outbox pattern work?",
+                "What are the trade-offs and limits of the outbox pattern?",
+                "What failure modes and risks affect the outbox pattern?",
+                "What are practical examples of the outbox pattern in use?",
+            ],
+        ),
+        (
+            "What causes nondeterminism errors in Temporal workflows?",
+            [
+                "What causes nondeterminism errors in Temporal workflows?",
+                "What are nondeterminism errors?",
+                "How do nondeterminism errors work?",
+                "How do nondeterminism errors relate to Temporal workflows?",
+                "What are the trade-offs and limits of nondeterminism errors?",
+                "What failure modes and risks affect nondeterminism errors?",
+                "What are practical examples of nondeterminism errors in use?",
+            ],
+        ),
+    ],
+    ids=[
+        "joint-subject",
+        "of-phrase",
+        "long-focus",
+        "comparison",
+        "why",
+        "leading-the",
+        "what-is-the",
+        "what-verb",
+    ],
+)
+def test_planner_sub_questions_read_as_english(
+    offline: LLMClient, query: str, expected: list[str]
+) -> None:
+    result = planner.plan(offline, model=MODEL, query=query, max_sub_questions=8)
+
+    assert result.output.sub_questions == expected
+
+
 def test_planner_keeps_to_a_smaller_cap(offline: LLMClient) -> None:
     result = planner.plan(offline, model=MODEL, query=QUERY, max_sub_questions=3)
 
