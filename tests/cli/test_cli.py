@@ -20,6 +20,7 @@ from fte import artifacts
 from fte.cli import main
 from fte.runtime import live_stack
 from fte.sidecar import PROJECT_ROOT
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -75,6 +76,14 @@ def wait_for_stage(data_dir: Path, task_id: str, stage: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{task_id} never reached {stage}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status  # a zombie has exited; only its parent has not reaped it
 
 
 def artifact_keys(data_dir: Path, task_id: str) -> list[str]:
@@ -249,6 +258,35 @@ def test_ctrl_c_detaches_without_cancelling(
     # The run was not cancelled: it is still waiting for its approval.
     status = fte("status", "gated", "--data-dir", str(data_dir))
     assert status.returncode == 0 and "[awaiting_approval]" in status.stdout
+
+
+def test_sigkilled_research_process_resumes_from_its_checkpoint(
+    gated_run: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    """Kill `fte research` and its whole embedded stack; the run continues afterwards."""
+    proc, data_dir, _ = gated_run
+    stack_pids = json.loads((data_dir / "stack.json").read_text())["pids"].values()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # PR_SET_PDEATHSIG takes the stack down with its launcher: nothing serves the run now.
+    def stack_gone() -> bool:
+        return not any(_running(pid) for pid in stack_pids)
+
+    wait_for(stack_gone, "the stack to exit with its launcher", timeout=60)
+    assert live_stack(data_dir) is None
+
+    # Approving starts a background worker on the same data directory, which picks the
+    # run up at its checkpoint (the approval gate) and finishes it.
+    approved = fte("approve", "gated", "--data-dir", str(data_dir))
+    assert approved.returncode == 0, approved.stderr
+    watched = fte("watch", "gated", "--data-dir", str(data_dir))
+    assert watched.returncode == 0, watched.stderr
+    document = fte("report", "gated", "--format", "json", "--out", str(data_dir.parent / "o"),
+                   "--data-dir", str(data_dir))  # fmt: skip
+    assert document.returncode == 0
+    report = json.loads(Path(document.stdout.strip()).read_text())
+    # Planning ran once, before the kill: one planner call in the run's token accounting.
+    assert report["usage_by_agent"]["planner"]["calls"] == 1
 
 
 def test_cancel_runs_compensation(gated_run: tuple[subprocess.Popen[str], Path, Path]) -> None:
