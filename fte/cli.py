@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fte import __version__, progress_view
-from fte.client import ResearchClient, Snapshot
+from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
 from fte.contracts import ApprovalDecision, Progress
@@ -342,7 +342,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             while not stop.wait(2.0):
                 if not args.until_idle:
                     continue
-                if any(run.state not in _FINISHED for run in client.runs()):
+                if any(run.state not in SETTLED_STATES for run in client.runs()):
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > _IDLE_EXIT_S:
                     _say("fte worker: no unfinished runs; exiting")
@@ -351,8 +351,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             pass
     return EXIT_OK
 
-
-_FINISHED = frozenset({"completed", "failed", "rejected", "cancelled", "purged"})
 
 
 def _with_client(

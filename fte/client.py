@@ -32,7 +32,9 @@ class TaskStateError(FteError):
     exit_code = 5
 
 
-_PURGEABLE = frozenset({"completed", "failed", "rejected", "cancelled", "purged"})
+# States `runs()` reports for runs that will not progress any more ("missing": listed,
+# but its workflow history is gone, e.g. purged by the state retention policy).
+SETTLED_STATES = frozenset({"completed", "failed", "rejected", "cancelled", "missing"})
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ class ResearchClient:
                 snap = self.snapshot(task_id)
                 state = snap.end_state or (snap.progress.stage if snap.progress else "pending")
             except UnknownTaskError:
-                state = "purged"
+                state = "missing"
             summaries.append(
                 RunSummary(
                     task_id=task_id,
@@ -151,7 +153,7 @@ class ResearchClient:
         cutoff = datetime.now(UTC) - age
         purged = []
         for run in self.runs():
-            if run.created_at < cutoff and run.state in _PURGEABLE:
+            if run.created_at < cutoff and run.state in SETTLED_STATES:
                 self.purge(run.task_id)
                 purged.append(run.task_id)
         return purged
