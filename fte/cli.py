@@ -352,7 +352,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-
 def _with_client(
     args: argparse.Namespace, *, serve: bool = False
 ) -> contextlib.AbstractContextManager[ResearchClient]:

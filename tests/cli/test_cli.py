@@ -268,6 +268,7 @@ def test_sigkilled_research_process_resumes_from_its_checkpoint(
     stack_pids = json.loads((data_dir / "stack.json").read_text())["pids"].values()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
     # PR_SET_PDEATHSIG takes the stack down with its launcher: nothing serves the run now.
     def stack_gone() -> bool:
         return not any(_running(pid) for pid in stack_pids)
