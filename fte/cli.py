@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(research)
 
     worker = commands.add_parser(
-        "worker", help="serve research runs (detached, resumed, scheduled) until stopped"
+        "worker", help="serve research runs (detached or interrupted ones too) until stopped"
     )
     worker.add_argument("--offline", action="store_true", help="use the built-in offline model")
     worker.add_argument(
