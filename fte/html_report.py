@@ -23,7 +23,7 @@ from fte.citations import CheckedParagraph
 from fte.contracts import AgentModels, CheckedClaim, TokenUsage
 from fte.errors import FteError
 from fte.pricing import estimate_run_cost, format_cost
-from fte.report import NumberedSource, Report
+from fte.report import NumberedSource, Report, documents
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -140,16 +140,18 @@ class _Page:
 
     def __init__(self, report: Report) -> None:
         self.r = report
-        self.cited = [s for s in report.sources if s.number is not None]
-        self.uncited = [s for s in report.sources if s.number is None]
+        self.cited, self.uncited = documents(report.sources)
+        self.numbers = {s.id: s.number for s in report.sources if s.number is not None}
         # Anchors are built from positions, never from IDs the model wrote.
         self.source_anchor: dict[str, str] = {}
         self.source_label: dict[str, str] = {}
-        for s in self.cited:
-            self.source_anchor.setdefault(s.id, f"source-{s.number}")
-            self.source_label.setdefault(s.id, f"[{s.number}]")
-        for index, s in enumerate(self.uncited, start=1):
-            self.source_anchor.setdefault(s.id, f"source-uncited-{index}")
+        uncited_index = {s.location: i for i, s in enumerate(self.uncited, start=1)}
+        for s in report.sources:  # every passage, so a second passage of a document links too
+            if s.number is not None:
+                self.source_anchor.setdefault(s.id, f"source-{s.number}")
+                self.source_label.setdefault(s.id, f"[{s.number}]")
+            elif s.location in uncited_index:
+                self.source_anchor.setdefault(s.id, f"source-uncited-{uncited_index[s.location]}")
             self.source_label.setdefault(s.id, s.title)
         self.claim_anchor: dict[str, str] = {}
         for index, checked in enumerate(report.claims, start=1):
@@ -221,12 +223,8 @@ class _Page:
         return out
 
     def _paragraph(self, p: CheckedParagraph) -> str:
-        numbers = {s.id: s.number for s in self.cited}
-        marks = "".join(
-            f'<sup class="cite"><a href="#source-{numbers[s]}">[{numbers[s]}]</a></sup>'
-            for s in p.source_ids
-            if s in numbers
-        )
+        cited = dict.fromkeys(self.numbers[s] for s in p.source_ids if s in self.numbers)
+        marks = "".join(f'<sup class="cite"><a href="#source-{n}">[{n}]</a></sup>' for n in cited)
         flags = [f"unverified source {_e(s)}" for s in p.unknown_source_ids]
         flags += [
             f"claim {self._claim_ref(c)} not supported by its sources"

@@ -1,8 +1,8 @@
 """The final report: its JSON structure and its Markdown rendering.
 
-Sources are numbered in order of first citation, so `[1]` is the first source a
-reader meets; retrieved-but-uncited sources are listed after the cited ones
-without a number in the text.
+Sources are numbered per document in order of first citation, so `[1]` is the
+first document a reader meets and two passages of one document share a number;
+retrieved-but-uncited documents are listed after the cited ones without a number.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from fte.contracts import (
 
 
 class NumberedSource(Contract):
-    number: int | None = Field(description="Citation number in the text; None if never cited.")
+    number: int | None = Field(
+        description="Citation number in the text, shared by passages of one document; "
+        "None if never cited."
+    )
     id: str
     title: str
     location: str
@@ -51,14 +54,15 @@ class Report(Contract):
 
 
 def number_sources(sections: list[CheckedSection], sources: list[Source]) -> list[NumberedSource]:
-    order: dict[str, int] = {}
+    location = {s.id: s.location for s in sources}
+    order: dict[str, int] = {}  # document location -> citation number
     for section in sections:
         for paragraph in section.paragraphs:
             for source_id in paragraph.source_ids:
-                order.setdefault(source_id, len(order) + 1)
+                order.setdefault(location[source_id], len(order) + 1)
     numbered = [
         NumberedSource(
-            number=order.get(s.id),
+            number=order.get(s.location),
             id=s.id,
             title=s.title,
             location=s.location,
@@ -70,6 +74,20 @@ def number_sources(sections: list[CheckedSection], sources: list[Source]) -> lis
     return sorted(numbered, key=lambda s: (s.number is None, s.number or 0, s.id))
 
 
+def documents(sources: list[NumberedSource]) -> tuple[list[NumberedSource], list[NumberedSource]]:
+    """One entry per cited document (by number) and per uncited document (by location)."""
+    cited: dict[int, NumberedSource] = {}
+    uncited: dict[str, NumberedSource] = {}
+    for s in sources:
+        if s.number is not None:
+            cited.setdefault(s.number, s)
+    cited_locations = {s.location for s in cited.values()}
+    for s in sources:
+        if s.number is None and s.location not in cited_locations:
+            uncited.setdefault(s.location, s)
+    return sorted(cited.values(), key=lambda s: s.number or 0), list(uncited.values())
+
+
 def render_markdown(report: Report) -> str:
     numbers = {s.id: s.number for s in report.sources if s.number is not None}
     lines = [f"# {report.title}", ""]
@@ -79,7 +97,8 @@ def render_markdown(report: Report) -> str:
     for section in report.sections:
         lines += [f"## {section.heading}", ""]
         for paragraph in section.paragraphs:
-            marks = "".join(f"[{numbers[s]}]" for s in paragraph.source_ids if s in numbers)
+            cited_numbers = dict.fromkeys(numbers[s] for s in paragraph.source_ids if s in numbers)
+            marks = "".join(f"[{n}]" for n in cited_numbers)
             flags = [f"unverified source {s}" for s in paragraph.unknown_source_ids]
             flags += [
                 f"claim {c} not supported by its sources" for c in paragraph.unsupported_claim_ids
@@ -91,10 +110,9 @@ def render_markdown(report: Report) -> str:
                 text += f" **[{'; '.join(flags)}]**"
             lines += [text, ""]
 
-    cited = [s for s in report.sources if s.number is not None]
-    uncited = [s for s in report.sources if s.number is None]
+    cited_documents, uncited = documents(report.sources)
     lines += ["## Sources", ""]
-    for s in cited:
+    for s in cited_documents:
         lines.append(f"{s.number}. {s.title} — `{s.location}` (retrieved {s.retrieved_at})")
     if uncited:
         lines += ["", "Also retrieved, not cited:", ""]
