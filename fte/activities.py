@@ -57,7 +57,7 @@ from fte.contracts import (
     TokenUsage,
     WriteInput,
 )
-from fte.errors import FteError, LLMPermanentError
+from fte.errors import FteError, LLMTransientError
 from fte.llm import LLMClient
 from fte.report import Report, number_sources, render_markdown
 from fte.sources import LocalCorpus, SourceProvider, corpus_fingerprint
@@ -129,18 +129,20 @@ R = TypeVar("R")
 
 
 def _permanent_failures_are_final(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn permanent errors into the engine's NonRetryableError so no retry storm follows."""
+    """Turn permanent errors into the engine's NonRetryableError so no retry storm follows.
+
+    Of our own errors only an exhausted transient LLM failure can succeed on a later
+    attempt; a bad key, a bad request, a bad corpus or a bad prompt cannot.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except LLMPermanentError as exc:
-            raise NonRetryableError(f"{type(exc).__name__}: {exc}") from exc
-        except FteError as exc:
-            if exc.exit_code == 2:  # usage errors (bad corpus, bad prompt) won't fix themselves
-                raise NonRetryableError(f"{type(exc).__name__}: {exc}") from exc
+        except LLMTransientError:
             raise
+        except FteError as exc:
+            raise NonRetryableError(f"{type(exc).__name__}: {exc}") from exc
 
     return wrapper
 

@@ -68,17 +68,20 @@ def artifact_key(task_id: str, name: str) -> str:
     return f"{KEY_PREFIX}:{task_id}:{name}"
 
 
-def run_artifact_names(sub_question_ids: Sequence[str]) -> list[str]:
-    """Every artifact a run can write, in the order the pipeline writes them."""
+def run_artifact_stages(sub_question_ids: Sequence[str]) -> list[list[str]]:
+    """Every artifact a run can write, grouped by stage, in the order the pipeline writes them."""
     return [
-        PLAN,
-        *(sources_for(q) for q in sub_question_ids),
-        SOURCES,
-        NOTES,
-        CLAIMS,
-        DRAFT,
-        REPORT,
+        [PLAN],
+        [*(sources_for(q) for q in sub_question_ids), SOURCES],
+        [NOTES],
+        [CLAIMS],
+        [DRAFT],
+        [REPORT],
     ]
+
+
+def run_artifact_names(sub_question_ids: Sequence[str]) -> list[str]:
+    return [name for stage in run_artifact_stages(sub_question_ids) for name in stage]
 
 
 class ArtifactStore:

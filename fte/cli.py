@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from fte import __version__, progress_view
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
 from fte.contracts import ApprovalDecision, Progress
-from fte.errors import FteError, RuntimeSetupError
+from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
 from fte.pricing import estimate_run_cost, format_cost
 from fte.research import (
@@ -385,10 +387,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    with _with_client(args, serve=True) as client:
+    try:
         decision = ApprovalDecision(
             approved=True, comment=args.comment, sub_questions=args.sub_questions
         )
+    except ValidationError as exc:  # before anything is started
+        raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    with _with_client(args, serve=True) as client:
         client.approve(args.task_id, decision)
     _say(f"Approved the plan of {args.task_id}")
     return EXIT_OK

@@ -15,7 +15,7 @@ import grpc
 from fte import artifacts, workflows
 from fte.artifacts import ArtifactStore, close_dapr_client, dapr_client
 from fte.contracts import TERMINAL_STAGES, ApprovalDecision, Outcome, Progress, RunConfig
-from fte.errors import FteError, RuntimeSetupError, UsageError
+from fte.errors import FteError, RuntimeSetupError
 from fte.runtime import RuntimeEndpoint
 from fte.service import workflow_client
 
@@ -220,11 +220,6 @@ class ResearchClient:
         return snap
 
     def approve(self, task_id: str, decision: ApprovalDecision) -> None:
-        edited = decision.sub_questions
-        if edited is not None and not 3 <= len([t for t in edited if t.strip()]) <= 8:
-            raise UsageError(
-                f"an edited plan needs 3 to 8 non-empty sub-questions, got {len(edited)}"
-            )
         snap = self._require_running(task_id, "approve" if decision.approved else "reject")
         if snap.progress is None or snap.progress.stage != "awaiting_approval":
             stage = snap.progress.stage if snap.progress else "starting"

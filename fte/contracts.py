@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Contract(BaseModel):
@@ -169,6 +169,18 @@ class ApprovalDecision(Contract):
     sub_questions: list[str] | None = Field(
         default=None, description="Replacement sub-questions (3-8), if the reviewer edited them."
     )
+
+    @field_validator("sub_questions")
+    @classmethod
+    def _three_to_eight(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        texts = [t.strip() for t in value if t.strip()]
+        if not 3 <= len(texts) <= 8:
+            raise ValueError(
+                f"an edited plan needs 3 to 8 non-empty sub-questions, got {len(texts)}"
+            )
+        return texts
 
 
 # -- stage results ---------------------------------------------------------

@@ -38,7 +38,7 @@ def _register(registry: Registry) -> None:
     registry.activity("fte_doctor_echo", _echo)
 
 
-def run_doctor(data_dir: Path | None) -> dict[str, Any]:
+def run_doctor(data_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     with dapr_runtime(data_dir) as endpoint:
         ready = time.monotonic() - started

@@ -8,7 +8,6 @@ visible in workflow history. Permanent failures surface after a single HTTP atte
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
@@ -57,13 +56,6 @@ class LLMConfig(BaseModel):
     max_http_attempts: int = 3
     max_retry_after_s: float = 30
     backoff_base_s: float = 0.5
-
-    @classmethod
-    def from_env(cls) -> LLMConfig:
-        """Read OPENAI_API_KEY and OPENAI_BASE_URL; blank values count as unset."""
-        api_key = os.environ.get("OPENAI_API_KEY", "").strip()
-        base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
-        return cls(api_key=SecretStr(api_key) if api_key else None, base_url=base_url or None)
 
 
 class LLMResult(BaseModel, Generic[T]):

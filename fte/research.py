@@ -122,9 +122,7 @@ def write_report(
     formats: tuple[str, ...] = ("md", "json"),
 ) -> list[Path]:
     """Write `<task>.<ext>` for each format into `out_dir`; never overwrite without force."""
-    out = out_dir.expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out_dir} is a file; give a directory for the reports")
+    out = validate_out_dir(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

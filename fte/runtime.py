@@ -220,8 +220,9 @@ class EmbeddedStack:
             self._ports = self._choose_ports()
             started = time.monotonic()
             self._launch(binaries)
-            self._write_record(binaries)
-            self._wait_ready()
+            self._write_record(binaries, ready=False)
+            self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
+            self._write_record(binaries, ready=True)
             log.info(
                 "dapr stack ready",
                 data_dir=str(self.data_dir),
@@ -250,19 +251,6 @@ class EmbeddedStack:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / STACK_RECORD).unlink()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def kill(self) -> None:
-        """SIGKILL every process at once, as a crash or power loss would (tests use it)."""
-        for proc in self._procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.popen.kill()
-        for proc in self._procs:
-            proc.popen.wait()
-            proc.log_file.close()
-        self._procs.clear()
-        if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -299,13 +287,6 @@ class EmbeddedStack:
         self._lock_fd = fd
         return True
 
-    def _read_record(self) -> dict[str, Any] | None:
-        try:
-            record: dict[str, Any] = json.loads((self.data_dir / STACK_RECORD).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return record
-
     def _attach(self, deadline: float) -> RuntimeEndpoint | None:
         """Another launcher owns the directory: reuse its stack once it is healthy.
 
@@ -313,8 +294,8 @@ class EmbeddedStack:
         """
         record = None
         while time.monotonic() < deadline:
-            record = self._read_record()
-            if record and record.get("ready") and _http_ok(self._health_url(record)):
+            record = _read_record(self.data_dir)
+            if record and _serving(record):
                 ports = record["ports"]
                 self.endpoint = RuntimeEndpoint(
                     host="127.0.0.1",
@@ -349,13 +330,9 @@ class EmbeddedStack:
         os.close(fd)
         return True
 
-    @staticmethod
-    def _health_url(record: dict[str, Any]) -> str:
-        return f"http://127.0.0.1:{record['ports']['daprd_http']}/v1.0/healthz"
-
     def _stop_stale(self) -> None:
         """Stop processes a crashed launcher left behind (we hold the lock, so none is live)."""
-        record = self._read_record()
+        record = _read_record(self.data_dir)
         if not record:
             return
         stale = [
@@ -376,7 +353,7 @@ class EmbeddedStack:
                     os.kill(pid, signal.SIGKILL)
         (self.data_dir / STACK_RECORD).unlink(missing_ok=True)
 
-    def _write_record(self, binaries: SidecarBinaries, *, ready: bool = False) -> None:
+    def _write_record(self, binaries: SidecarBinaries, *, ready: bool) -> None:
         record = {
             "owner_pid": os.getpid(),
             "ready": ready,
@@ -510,15 +487,6 @@ class EmbeddedStack:
             f"see {self.data_dir / 'logs' / (role + '.log')}"
         )
 
-    def _wait_ready(self) -> None:
-        self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
-        binaries_record = self._read_record()
-        assert binaries_record is not None
-        binaries_record["ready"] = True
-        tmp = self.data_dir / (STACK_RECORD + ".tmp")
-        tmp.write_text(json.dumps(binaries_record, indent=2))
-        tmp.replace(self.data_dir / STACK_RECORD)
-
     def _terminate(self, proc: _Proc) -> None:
         if proc.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -532,28 +500,35 @@ class EmbeddedStack:
         proc.log_file.close()
 
 
-def live_stack(data_dir: Path) -> dict[str, Any] | None:
-    """The stack record of a healthy stack another process serves from `data_dir`, if any."""
+def _read_record(data_dir: Path) -> dict[str, Any] | None:
     try:
         record: dict[str, Any] = json.loads((Path(data_dir) / STACK_RECORD).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    if not record.get("ready") or not _pid_alive(int(record.get("owner_pid", 0))):
+    return record
+
+
+def _serving(record: dict[str, Any]) -> bool:
+    """The recorded stack finished starting and its daprd answers its health check."""
+    health = f"http://127.0.0.1:{record['ports']['daprd_http']}/v1.0/healthz"
+    return bool(record.get("ready")) and _http_ok(health)
+
+
+def live_stack(data_dir: Path) -> dict[str, Any] | None:
+    """The stack record of a healthy stack another process serves from `data_dir`, if any."""
+    record = _read_record(data_dir)
+    if record is None or not _pid_alive(int(record.get("owner_pid", 0))):
         return None
-    return record if _http_ok(EmbeddedStack._health_url(record)) else None
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("FTE_DATA_DIR", ".fte")).expanduser()
+    return record if _serving(record) else None
 
 
 @contextlib.contextmanager
-def dapr_runtime(data_dir: Path | None = None) -> Iterator[RuntimeEndpoint]:
+def dapr_runtime(data_dir: Path) -> Iterator[RuntimeEndpoint]:
     """Yield an endpoint: the external sidecar if the environment names one, else our own stack."""
     external = external_endpoint()
     if external is not None:
         yield external
         return
-    stack = EmbeddedStack(data_dir=data_dir or default_data_dir())
+    stack = EmbeddedStack(data_dir=data_dir)
     with stack as endpoint:
         yield endpoint

@@ -208,7 +208,6 @@ class _Run:
             updated_at=_iso(self.started),
             models=cfg.models,
         )
-        self.usage_by_agent: dict[str, TokenUsage] = {}
         self.stage_seconds: dict[str, float] = {}
         self.sub_question_ids: list[str] = []
         self.children: list[str] = []
@@ -234,8 +233,8 @@ class _Run:
         self.publish()
 
     def add_usage(self, agent: str, usage: TokenUsage) -> None:
-        self.usage_by_agent[agent] = self.usage_by_agent.get(agent, TokenUsage()) + usage
-        self.progress.usage_by_agent = dict(self.usage_by_agent)
+        by_agent = self.progress.usage_by_agent
+        by_agent[agent] = by_agent.get(agent, TokenUsage()) + usage
         self.progress.usage = self.progress.usage + usage
 
     def notice(self, kind: str, message: str, **data: Any) -> Any:
@@ -340,7 +339,7 @@ class _Run:
             try:
                 decision = ApprovalDecision.model_validate(event.get_result())
                 edited = _edited_sub_questions(decision)
-            except (ValidationError, ValueError) as exc:
+            except ValidationError as exc:
                 # A malformed answer must not end the run: say so and keep waiting.
                 yield self.notice("approval_reminder", f"Ignored an invalid approval: {exc}")
                 event = self.ctx.wait_for_external_event(APPROVAL_EVENT)
@@ -519,7 +518,7 @@ class _Run:
                     sub_questions=plan.sub_questions,
                     plan_rationale=plan.rationale,
                     policy=self.cfg.citation_policy,
-                    usage_by_agent=self.usage_by_agent,
+                    usage_by_agent=self.progress.usage_by_agent,
                     stage_seconds=self.stage_seconds,
                     models=self.cfg.models,
                     started_at=_iso(self.started),
@@ -539,18 +538,10 @@ class _Run:
                 input=CancelChildrenInput(instance_ids=self.children),
                 retry_policy=COMPENSATION_RETRY,
             )
-        names = artifacts.run_artifact_names(self.sub_question_ids)
-        groups: list[list[str]] = []
-        for name in names:  # one group per stage; all sources.* belong together
-            stage = name.split(".", 1)[0]
-            if groups and groups[-1][0].split(".", 1)[0] == stage:
-                groups[-1].append(name)
-            else:
-                groups.append([name])
-        for group in reversed(groups):
+        for stage in reversed(artifacts.run_artifact_stages(self.sub_question_ids)):
             yield self.ctx.call_activity(
                 act.DELETE_ARTIFACTS,
-                input=DeleteInput(task_id=self.task_id, names=group),
+                input=DeleteInput(task_id=self.task_id, names=stage),
                 retry_policy=COMPENSATION_RETRY,
             )
 
@@ -564,10 +555,7 @@ def _cancel_reason(payload: Any) -> str:
 def _edited_sub_questions(decision: ApprovalDecision) -> list[SubQuestion] | None:
     if decision.sub_questions is None:
         return None
-    texts = [t.strip() for t in decision.sub_questions if t.strip()]
-    if not 3 <= len(texts) <= 8:
-        raise ValueError(f"edited plan needs 3-8 non-empty sub-questions, got {len(texts)}")
-    return [SubQuestion(id=f"q{i}", text=t) for i, t in enumerate(texts, 1)]
+    return [SubQuestion(id=f"q{i}", text=t) for i, t in enumerate(decision.sub_questions, 1)]
 
 
 def _failure_reason(exc: wf.TaskFailedError) -> str:
@@ -602,13 +590,12 @@ def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
         if not ctx.is_replaying:
             log.warning("run ended", task_id=run.task_id, status=status, stage=failed_stage)
         yield run.notice("outcome", f"{status}: {reason}", status=status)
-        outcome = Outcome(
-            task_id=run.task_id, status=status, reason=reason, usage=run.progress.usage
-        )
         if status == "failed":
             # A failed run is FAILED in Dapr too, so dashboards and `dapr workflow` agree.
             raise RuntimeError(f"research run failed at {failed_stage}: {reason}") from None
-        return outcome.model_dump(mode="json")
+        return Outcome(
+            task_id=run.task_id, status=status, reason=reason, usage=run.progress.usage
+        ).model_dump(mode="json")
 
     run.enter("completed")
     return Outcome(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import pytest
 import structlog
 from pydantic import BaseModel, Field, SecretStr
 
+from fte.config import load_settings
 from fte.errors import (
     LLMAuthError,
     LLMConfigError,
@@ -333,22 +335,26 @@ def test_no_key_and_no_server_is_a_config_error() -> None:
         LLMClient(LLMConfig())
 
 
-def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no fte.toml
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8000/v1")
 
-    config = LLMConfig.from_env()
+    config = load_settings().llm_config()
 
     assert config.api_key == SecretStr(API_KEY)
     assert config.base_url == "http://localhost:8000/v1"
     assert API_KEY not in repr(config)
 
 
-def test_config_from_env_treats_blank_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_from_settings_treats_blank_as_unset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "  ")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
-    config = LLMConfig.from_env()
+    config = load_settings().llm_config()
 
     assert config.api_key is None
     assert config.base_url is None
