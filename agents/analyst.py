@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.prompting import load_prompt, render, source_block
+from fte.agents.prompting import load_prompt, render, source_block
 from fte.contracts import Source, SubQuestion
 from fte.llm import LLMClient, LLMResult
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.prompting import load_prompt, render, source_block
+from fte.agents.prompting import load_prompt, render, source_block
 from fte.contracts import Claim, Source
 from fte.llm import LLMClient, LLMResult
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agents.prompting import load_prompt, render
+from fte.agents.prompting import load_prompt, render
 from fte.contracts import Passage
 from fte.llm import LLMClient, LLMResult
 

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from fte.dapr_build import find_binaries
+from fte.dapr_stack import EmbeddedStack
 from fte.logs import configure_logging
-from fte.runtime import EmbeddedStack
-from fte.sidecar import find_binaries
 
 WARM_GOAL_S = 5.0
 

@@ -27,8 +27,8 @@ import structlog
 from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
-from agents import analyst, fact_checker, planner, source_finder, writer
 from fte import artifacts
+from fte.agents import analyst, fact_checker, planner, source_finder, writer
 from fte.artifacts import ArtifactStore
 from fte.citations import DraftSection, verify_citations
 from fte.contracts import (

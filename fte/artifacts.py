@@ -15,34 +15,6 @@ from typing import Any
 import grpc
 from dapr.clients import DaprClient
 from dapr.clients.grpc._state import Concurrency, StateOptions
-from dapr.conf import settings
-
-from fte.runtime import RuntimeEndpoint
-
-
-def dapr_client(endpoint: RuntimeEndpoint) -> DaprClient:
-    """A client of the sidecar's state and pub/sub APIs.
-
-    For an external sidecar the SDK reads DAPR_GRPC_ENDPOINT / DAPR_GRPC_PORT itself.
-    """
-    if endpoint.http_port is not None:
-        # DaprClient() blocks on the sidecar's HTTP health endpoint, which it finds
-        # through this process-wide setting (default 3500), not through `address`.
-        setattr(settings, "DAPR_HTTP_PORT", endpoint.http_port)  # noqa: B010 - untyped settings
-    address = endpoint.grpc_address
-    return DaprClient(address=address) if address else DaprClient()
-
-
-def close_dapr_client(client: DaprClient) -> None:
-    """Close once, for good.
-
-    DaprClient.close() keeps its channel attribute, so `__del__` closes it again
-    during interpreter shutdown, when grpc's module globals are already gone, and
-    prints an `Exception ignored` traceback at the end of every command.
-    """
-    client.close()
-    client._channel = None
-
 
 STORE_NAME = "statestore"
 KEY_PREFIX = "artifact"

@@ -22,6 +22,7 @@ from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
 from fte.contracts import ApprovalDecision, Progress
+from fte.dapr_stack import dapr_runtime, external_endpoint, live_stack
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
 from fte.pricing import estimate_run_cost, format_cost
@@ -32,8 +33,7 @@ from fte.research import (
     validate_task_id,
     write_report,
 )
-from fte.runtime import dapr_runtime, external_endpoint, live_stack
-from fte.service import research_worker
+from fte.wiring import research_worker
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -166,18 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_sidecar(args: argparse.Namespace) -> int:
-    from fte import sidecar
+    from fte import dapr_build
 
     if args.sidecar_command == "build":
-        binaries = sidecar.build(force=args.force)
+        binaries = dapr_build.build(force=args.force)
     else:
-        binaries = sidecar.find_binaries(build_if_missing=False)
+        binaries = dapr_build.find_binaries(build_if_missing=False)
     print(binaries.daprd.parent)
     return EXIT_OK
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from fte.runtime import EmbeddedStack
+    from fte.dapr_stack import EmbeddedStack
 
     stack = EmbeddedStack(data_dir=args.settings.data_dir)
     stop = threading.Event()

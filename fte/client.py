@@ -13,11 +13,11 @@ import dapr.ext.workflow as wf
 import grpc
 
 from fte import artifacts, workflows
-from fte.artifacts import ArtifactStore, close_dapr_client, dapr_client
+from fte.artifacts import ArtifactStore
 from fte.contracts import TERMINAL_STAGES, ApprovalDecision, Outcome, Progress, RunConfig
+from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
+from fte.dapr_stack import RuntimeEndpoint
 from fte.errors import FteError, RuntimeSetupError
-from fte.runtime import RuntimeEndpoint
-from fte.service import workflow_client
 
 _STATE_READ_ATTEMPTS = 5
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import dapr.ext.workflow as wf
 
+from fte.dapr_clients import workflow_client
+from fte.dapr_stack import dapr_runtime
 from fte.errors import RuntimeSetupError
-from fte.runtime import dapr_runtime
 from fte.worker import Registry, WorkflowWorker
 
 _RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=3)
@@ -43,10 +44,7 @@ def run_doctor(data_dir: Path) -> dict[str, Any]:
     with dapr_runtime(data_dir) as endpoint:
         ready = time.monotonic() - started
         with WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=_register):
-            client = wf.DaprWorkflowClient(
-                host=endpoint.host,
-                port=str(endpoint.grpc_port) if endpoint.grpc_port else None,
-            )
+            client = workflow_client(endpoint)
             try:
                 instance_id = f"doctor-{uuid.uuid4().hex[:8]}"
                 client.schedule_new_workflow("fte_doctor", input="ok", instance_id=instance_id)

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from agents.prompting import load_prompt
+from fte.agents.prompting import load_prompt
 from fte.errors import PromptError
 
 OFFLINE_BASE_URL = "http://offline-model.fte.invalid/v1"

@@ -10,9 +10,9 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
+from fte.dapr_build import find_binaries
+from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.logs import reset_logging
-from fte.runtime import EmbeddedStack, RuntimeEndpoint
-from fte.sidecar import find_binaries
 
 
 @pytest.fixture(scope="session")

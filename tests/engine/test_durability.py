@@ -13,8 +13,8 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.runtime import EmbeddedStack, RuntimeEndpoint
-from fte.sidecar import PROJECT_ROOT, find_binaries
+from fte.dapr_build import PROJECT_ROOT, find_binaries
+from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.engine

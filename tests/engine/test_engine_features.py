@@ -9,7 +9,7 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.runtime import RuntimeEndpoint
+from fte.dapr_stack import RuntimeEndpoint
 from fte.worker import WorkflowWorker
 from tests.engine import probe_app
 

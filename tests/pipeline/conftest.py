@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from fte import artifacts
 from fte.client import ResearchClient
+from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.llm import LLMConfig
-from fte.runtime import EmbeddedStack, RuntimeEndpoint
-from fte.service import research_worker
+from fte.wiring import research_worker
 from fte.worker import WorkflowWorker
 from tests.support.scripted_llm import ScriptedLLM
 

@@ -13,7 +13,7 @@ import structlog
 
 from fte.client import ResearchClient
 from fte.contracts import ApprovalDecision, RunConfig
-from fte.runtime import EmbeddedStack
+from fte.dapr_stack import EmbeddedStack
 from tests.pipeline.conftest import SUB_QUESTIONS, install, stored_artifact_keys
 from tests.support.scripted_llm import (
     ANALYST,

@@ -9,7 +9,7 @@ import pytest
 import respx
 from pydantic import BaseModel
 
-from agents import analyst, fact_checker, planner, prompting, source_finder, writer
+from fte.agents import analyst, fact_checker, planner, prompting, source_finder, writer
 from fte.contracts import CheckedClaim, Claim, Passage, Source, SubQuestion
 from fte.errors import PromptError, UsageError
 from fte.llm import LLMClient

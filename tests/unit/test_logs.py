@@ -74,7 +74,7 @@ def test_console_shows_warnings_and_keeps_info_out(
     log_file: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging(json_file=log_file)
-    log = structlog.get_logger("fte.runtime")
+    log = structlog.get_logger("fte.dapr_stack")
     log.info("quiet detail")
     log.warning("runtime process ignored SIGTERM", role="placement")
 
@@ -105,7 +105,7 @@ def test_library_with_its_own_handler_is_not_printed_twice(
     """The Dapr SDK prints through its own handler at the level FTE picked for it."""
     sdk = logging.getLogger("durabletask-client-under-test")
     own = logging.StreamHandler()
-    own.setLevel(logging.CRITICAL)  # what fte.service asks of the workflow client
+    own.setLevel(logging.CRITICAL)  # what fte.wiring asks of the workflow client
     sdk.addHandler(own)
     try:
         configure_logging(json_file=log_file)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agents import analyst, fact_checker, planner, source_finder, writer
-from agents.prompting import load_prompt, render, source_block
+from fte.agents import analyst, fact_checker, planner, source_finder, writer
+from fte.agents.prompting import load_prompt, render, source_block
 from fte.contracts import CheckedClaim, Claim, Passage, Source, SubQuestion
 from fte.errors import LLMRequestError
 from fte.llm import LLMClient, LLMConfig

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from fte import sidecar
-from fte.errors import DataDirInUseError, SidecarBuildError
-from fte.runtime import (
+from fte import dapr_build
+from fte.dapr_build import PROJECT_ROOT, find_binaries
+from fte.dapr_stack import (
     STACK_RECORD,
     EmbeddedStack,
     RuntimeEndpoint,
     dapr_runtime,
     external_endpoint,
 )
-from fte.sidecar import PROJECT_ROOT, find_binaries
+from fte.errors import DataDirInUseError, SidecarBuildError
 from tests.support.processes import wait_for
 
 # A stand-in for a leftover runtime process: its /proc cmdline starts with sys.executable.
@@ -240,9 +240,9 @@ def test_wrapper_hash_tracks_every_source_file(tmp_path: Path) -> None:
     (module / "go.sum").write_text("")
     main_go = module / "cmd" / "daprd" / "main.go"
     main_go.write_text("package main\n")
-    before = sidecar.wrapper_hash(module)
-    assert sidecar.dapr_version(module) == "v1.18.2"
+    before = dapr_build.wrapper_hash(module)
+    assert dapr_build.dapr_version(module) == "v1.18.2"
     main_go.write_text("package main\n// changed\n")
-    assert sidecar.wrapper_hash(module) != before
+    assert dapr_build.wrapper_hash(module) != before
     (module / "README.md").write_text("docs do not change the binary")
-    assert sidecar.wrapper_hash(module) == sidecar.wrapper_hash(module)
+    assert dapr_build.wrapper_hash(module) == dapr_build.wrapper_hash(module)

@@ -5,25 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import dapr.ext.workflow as wf
 import httpx
-from dapr.ext.workflow.logger import LoggerOptions
 
 from fte import activities, workflows
 from fte.activities import ActivityDeps, Notifier, cached_corpus
-from fte.artifacts import ArtifactStore, close_dapr_client, dapr_client
+from fte.artifacts import ArtifactStore
+from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
+from fte.dapr_stack import RuntimeEndpoint
 from fte.llm import LLMClient, LLMConfig
-from fte.runtime import RuntimeEndpoint
 from fte.worker import WorkflowWorker
-
-
-def workflow_client(endpoint: RuntimeEndpoint) -> wf.DaprWorkflowClient:
-    port = str(endpoint.grpc_port) if endpoint.grpc_port is not None else None
-    # The SDK logs every miss ("instance not found") and read race at WARNING/ERROR
-    # on stderr before raising; callers handle both, so only its criticals show.
-    return wf.DaprWorkflowClient(
-        host=endpoint.host, port=port, logger_options=LoggerOptions(log_level="CRITICAL")
-    )
 
 
 def describe_llm(config: LLMConfig, *, offline: bool) -> str:

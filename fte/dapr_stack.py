@@ -37,8 +37,8 @@ from typing import IO, Any
 
 import structlog
 
+from fte.dapr_build import PROJECT_ROOT, SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
-from fte.sidecar import PROJECT_ROOT, SidecarBinaries, find_binaries
 
 log = structlog.get_logger(__name__)
 
