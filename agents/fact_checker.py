@@ -6,12 +6,29 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fte.agents.prompting import load_prompt, render, source_block
-from fte.contracts import Claim, Source
-from fte.llm import LLMClient, LLMResult
+from fte.agents.agent import Agent
+from fte.contracts import CheckedClaim, Claim, Contract, QuotedSource
+from fte.text import NEGATION, NUMBER, coverage, normalise_quote, sentences, term_set
 
-PROMPT_NAME = "fact_checker"
-AGENT = "fact_checker"
+# Offline: the share of a claim's words a cited sentence must contain to decide it.
+OFFLINE_MIN_OVERLAP = 0.6
+
+
+class ClaimToCheck(Contract):
+    """A claim shown next to only the passages it cites.
+
+    Showing a claim with its own citations, rather than one shared pool of sources, is
+    what keeps the model from "supporting" a claim with a passage the claim never cited.
+    """
+
+    id: str
+    text: str
+    sub_question_id: str | None = None
+    cited_sources: list[QuotedSource]
+
+
+class FactCheckInput(Contract):
+    claims: list[ClaimToCheck]
 
 
 class ClaimVerdict(BaseModel):
@@ -43,36 +60,107 @@ class FactCheckOutput(BaseModel):
     verdicts: list[ClaimVerdict] = Field(description="Exactly one verdict for every claim.")
 
 
-def check(
-    llm: LLMClient, *, model: str, claims: list[Claim], sources: list[Source]
-) -> LLMResult[FactCheckOutput]:
-    system, user = load_prompt(PROMPT_NAME)
-    return llm.structured(
-        agent=AGENT,
-        model=model,
-        system=system,
-        user=render(user, claims=_format_claims(claims, sources)),
-        output_model=FactCheckOutput,
+class FactCheck(Contract):
+    """Every claim with the verdict that survived the code-side evidence check."""
+
+    checked: list[CheckedClaim]
+
+
+def claims_to_check(claims: list[Claim], sources: list[QuotedSource]) -> FactCheckInput:
+    """The fact checker's input: each claim with the retrieved sources it cites."""
+    by_id = {source.id: source for source in sources}
+    return FactCheckInput(
+        claims=[
+            ClaimToCheck(
+                id=claim.id,
+                text=claim.text,
+                sub_question_id=claim.sub_question_id,
+                cited_sources=[by_id[s] for s in claim.source_ids if s in by_id],
+            )
+            for claim in claims
+        ]
     )
 
 
-def _format_claims(claims: list[Claim], sources: list[Source]) -> str:
-    """Each claim followed by only the passages it cites.
-
-    Showing a claim next to its own citations, rather than one shared pool of sources, is
-    what keeps the model from "supporting" a claim with a passage the claim never cited.
-    """
-    by_id = {source.id: source for source in sources}
-    blocks = []
-    for claim in claims:
-        cited = [
-            source_block(by_id[source_id])
-            if source_id in by_id
-            else f'<source id="{source_id}">\n(not available: judge without it)\n</source>'
-            for source_id in claim.source_ids
-        ]
-        blocks.append(
-            f'<claim id="{claim.id}">\n{claim.text.strip()}\n</claim>\n'
-            f"Cited passages for {claim.id}:\n" + ("\n".join(cited) or "(none)")
+def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
+    """A claim the model skipped is unsupported; "supported" needs a real quote."""
+    verdicts = {v.claim_id: v for v in output.verdicts}
+    checked: list[CheckedClaim] = []
+    for item in inputs.claims:
+        texts = {s.id: normalise_quote(s.text) for s in item.cited_sources}
+        claim = Claim(
+            id=item.id,
+            text=item.text,
+            source_ids=[s.id for s in item.cited_sources],
+            sub_question_id=item.sub_question_id,
         )
-    return "\n\n".join(blocks) or "(no claims)"
+        v = verdicts.get(item.id)
+        if v is None:
+            checked.append(CheckedClaim(claim=claim, verdict="unsupported", evidence=""))
+            continue
+        verdict = v.verdict
+        evidence_source = v.evidence_source_id if v.evidence_source_id in texts else None
+        if verdict == "supported":
+            # "Supported" must rest on a quote that really is in one of the claim's own
+            # sources; otherwise the model's judgement is not evidence.
+            quote = normalise_quote(v.evidence)
+            holders = [s for s, text in texts.items() if quote and quote in text]
+            if not holders:
+                verdict = "unsupported"
+            elif evidence_source not in holders:
+                evidence_source = holders[0]
+        checked.append(
+            CheckedClaim(
+                claim=claim,
+                verdict=verdict,
+                evidence=v.evidence,
+                evidence_source_id=evidence_source,
+            )
+        )
+    return FactCheck(checked=checked)
+
+
+def offline(inputs: FactCheckInput) -> FactCheckOutput:
+    return FactCheckOutput(verdicts=[_verdict(claim) for claim in inputs.claims])
+
+
+def _verdict(claim: ClaimToCheck) -> ClaimVerdict:
+    """The cited sentence closest to the claim decides; a negation or number clash contradicts."""
+    wanted = term_set(claim.text)
+    claim_negated = NEGATION.search(claim.text) is not None
+    claim_numbers = set(NUMBER.findall(claim.text))
+    best: tuple[float, bool, int] | None = None
+    best_evidence = ("", "")
+    order = 0
+    for source in claim.cited_sources:
+        for sentence in sentences(source.text):
+            order += 1
+            overlap = coverage(wanted, sentence.terms)
+            numbers = set(NUMBER.findall(sentence.raw))
+            disagrees = (NEGATION.search(sentence.raw) is not None) != claim_negated or bool(
+                numbers and claim_numbers - numbers
+            )
+            # Highest overlap first; on a tie prefer the sentence that agrees, then the first.
+            key = (overlap, not disagrees, -order)
+            if best is None or key > best:
+                best, best_evidence = key, (sentence.raw, source.id)
+    if best is None or best[0] < OFFLINE_MIN_OVERLAP:
+        return ClaimVerdict(claim_id=claim.id, verdict="unsupported")
+    evidence, source_id = best_evidence
+    return ClaimVerdict(
+        claim_id=claim.id,
+        verdict="supported" if best[1] else "contradicted",
+        evidence=evidence,
+        evidence_source_id=source_id,
+    )
+
+
+AGENT = Agent(
+    name="fact_checker",
+    prompt="fact_checker",
+    input_model=FactCheckInput,
+    output_model=FactCheckOutput,
+    result_model=FactCheck,
+    rules=rules,
+    offline=offline,
+)

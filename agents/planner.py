@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from fte.agents.prompting import load_prompt, render
-from fte.errors import UsageError
-from fte.llm import LLMClient, LLMResult
+from fte.agents import phrasing
+from fte.agents.agent import Agent
+from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, Contract, SubQuestion
+from fte.text import ordered_unique
 
-PROMPT_NAME = "planner"
-AGENT = "planner"
-MIN_SUB_QUESTIONS = 3
-MAX_SUB_QUESTIONS = 8
+
+class PlannerInput(Contract):
+    """The research question and how many sub-questions it may be split into."""
+
+    query: str
+    max_sub_questions: int = Field(ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS)
 
 
 class PlannerOutput(BaseModel):
@@ -30,26 +33,43 @@ class PlannerOutput(BaseModel):
     )
 
 
-def plan(
-    llm: LLMClient, *, model: str, query: str, max_sub_questions: int = MAX_SUB_QUESTIONS
-) -> LLMResult[PlannerOutput]:
-    if not MIN_SUB_QUESTIONS <= max_sub_questions <= MAX_SUB_QUESTIONS:
-        raise UsageError(
-            f"max_sub_questions must be between {MIN_SUB_QUESTIONS} and {MAX_SUB_QUESTIONS}, "
-            f"got {max_sub_questions}"
-        )
-    system, user = load_prompt(PROMPT_NAME)
-    result = llm.structured(
-        agent=AGENT,
-        model=model,
-        system=system,
-        user=render(user, query=query.strip(), max_sub_questions=max_sub_questions),
-        output_model=PlannerOutput,
-    )
-    sub_questions = result.output.sub_questions
-    if len(sub_questions) <= max_sub_questions:
-        return result
-    # The schema only knows the hard cap of 8; a smaller cap lives in the prompt, so enforce it
+class Plan(Contract):
+    """The checked plan: numbered sub-questions within the run's cap."""
+
+    sub_questions: list[SubQuestion]
+    rationale: str
+
+
+def rules(inputs: PlannerInput, output: PlannerOutput) -> Plan:
+    # The schema knows only the hard cap; a smaller cap lives in the prompt, so enforce it
     # here. The prompt asks for most-important-first, so truncating keeps the best ones.
-    output = result.output.model_copy(update={"sub_questions": sub_questions[:max_sub_questions]})
-    return result.model_copy(update={"output": output})
+    texts = [t.strip() for t in output.sub_questions if t.strip()][: inputs.max_sub_questions]
+    return Plan(sub_questions=SubQuestion.numbered(texts), rationale=output.rationale)
+
+
+def offline(inputs: PlannerInput) -> PlannerOutput:
+    """Template questions around the query's subject, focus and comparison."""
+    analysis = phrasing.analyse_query(inputs.query)
+    questions = phrasing.ordered_unique_questions(phrasing.facet_questions(inputs.query, analysis))
+    terms = [analysis.subject, *(analysis.compared or ()), *analysis.others]
+    if analysis.focus:
+        terms.append(analysis.focus)
+    rationale = (
+        "Offline extractive planner (no language model is configured): it took the key terms "
+        f"of the question ({', '.join(repr(t) for t in ordered_unique(terms) if t)}) and "
+        "combined them with standard research facets: definition, mechanism, trade-offs and "
+        "limits, failure modes, and practice. The sub-questions come from templates, so they "
+        "cover the usual angles of a technical topic rather than this question's own nuances."
+    )
+    return PlannerOutput(sub_questions=questions[: inputs.max_sub_questions], rationale=rationale)
+
+
+AGENT = Agent(
+    name="planner",
+    prompt="planner",
+    input_model=PlannerInput,
+    output_model=PlannerOutput,
+    result_model=Plan,
+    rules=rules,
+    offline=offline,
+)

@@ -9,15 +9,14 @@ no escaping.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from fte.contracts import Source
+from fte import package_path
 from fte.errors import PromptError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = package_path("prompts")
 
 _SECTION = re.compile(r"^## (System|User)[ \t]*$", re.MULTILINE)
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def load_prompt(name: str) -> tuple[str, str]:
@@ -37,7 +36,7 @@ def load_prompt(name: str) -> tuple[str, str]:
     if not system or not user:
         raise PromptError(f"{path}: the '## System' and '## User' sections must not be empty")
     # The system part is sent as written, so a placeholder there would reach the model unfilled.
-    if stray := sorted(set(_FIELD.findall(system))):
+    if stray := sorted(set(FIELD.findall(system))):
         raise PromptError(
             f"{path}: field(s) {', '.join(stray)} in '## System'; fields belong under '## User'"
         )
@@ -46,7 +45,7 @@ def load_prompt(name: str) -> tuple[str, str]:
 
 def render(template: str, /, **fields: object) -> str:
     """Fill `{name}` fields; a missing or unused field is an error, never a silent gap."""
-    wanted = set(_FIELD.findall(template))
+    wanted = set(FIELD.findall(template))
     missing = sorted(wanted - fields.keys())
     if missing:
         raise PromptError(
@@ -62,15 +61,4 @@ def render(template: str, /, **fields: object) -> str:
             "add the placeholder to the prompt file or stop passing it"
         )
     # One pass, so braces inside the values (passage text, user queries) are never expanded.
-    return _FIELD.sub(lambda match: str(fields[match.group(1)]), template)
-
-
-def source_block(source: Source) -> str:
-    """One retrieved source, fenced so the model can tell quoted material from instructions."""
-    return (
-        f'<source id="{source.id}">\n'
-        f"title: {source.title}\n"
-        f"location: {source.location}\n"
-        f"{source.text.strip()}\n"
-        "</source>"
-    )
+    return FIELD.sub(lambda match: str(fields[match.group(1)]), template)

@@ -1,21 +1,28 @@
 """Source finder: turns a sub-question into search queries, then judges what came back.
 
-It has two prompts because it does two jobs at two moments: before the search (what to look
-for) and after it (which passages actually help).
+It is two agents because it does two jobs at two moments: before the search (what to look
+for) and after it (which passages actually help). The search itself is an activity.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from fte.agents.prompting import load_prompt, render
-from fte.contracts import Passage
-from fte.llm import LLMClient, LLMResult
+from fte.agents import phrasing
+from fte.agents.agent import Agent
+from fte.contracts import Contract
+from fte.text import GENERIC_WORDS, STOP_WORDS, collapse, coverage, ordered_unique, term_set
+from fte.text import terms as text_terms
 
-QUERIES_PROMPT_NAME = "source_finder_queries"
-RELEVANCE_PROMPT_NAME = "source_finder_relevance"
-QUERIES_AGENT = "source_finder.queries"
-RELEVANCE_AGENT = "source_finder.relevance"
+MAX_QUERIES = 4
+# Offline relevance: the share of the question's topic words a passage must contain.
+RELEVANCE_MIN_COVERAGE = 0.5
+
+
+class QueriesInput(Contract):
+    """The sub-question to find sources for."""
+
+    sub_question: str
 
 
 class SearchQueries(BaseModel):
@@ -23,12 +30,66 @@ class SearchQueries(BaseModel):
 
     queries: list[str] = Field(
         min_length=1,
-        max_length=4,
+        max_length=MAX_QUERIES,
         description=(
             "Distinct keyword-style search queries, best first: the key terms, names and "
             "synonyms a relevant passage would contain, not full sentences."
         ),
     )
+
+
+def queries_rules(inputs: QueriesInput, output: SearchQueries) -> SearchQueries:
+    # The sub-question itself is always searched too: a poor query list cannot hide it.
+    queries = [collapse(q) for q in [inputs.sub_question, *output.queries] if q.strip()]
+    return SearchQueries(queries=ordered_unique(queries)[: MAX_QUERIES + 1])
+
+
+def offline_queries(inputs: QueriesInput) -> SearchQueries:
+    """The question's content words, its key words, and adjacent key-word pairs."""
+    question = collapse(inputs.sub_question)
+    words = [w for w in phrasing.split_words(question) if w.lower not in STOP_WORDS]
+    key_words = [w for w in words if w.lower not in GENERIC_WORDS]
+    queries = [
+        " ".join(ordered_unique(w.text for w in words[:8])),
+        " ".join(ordered_unique(w.text for w in key_words[:8])),
+    ]
+    # Bigrams of adjacent key words ("durable workflows") match phrases in passages.
+    queries += [
+        f"{left.text} {right.text}"
+        for left, right in zip(key_words, key_words[1:], strict=False)
+        if not question[left.end : right.start].strip()
+        and left.lower not in phrasing.VERBS
+        and right.lower not in phrasing.VERBS
+    ]
+    queries = [q for q in ordered_unique(queries) if q]
+    return SearchQueries(queries=queries[:MAX_QUERIES] or [question.rstrip("?") or question])
+
+
+QUERIES = Agent(
+    name="source_finder.queries",
+    prompt="source_finder_queries",
+    input_model=QueriesInput,
+    output_model=SearchQueries,
+    result_model=SearchQueries,
+    rules=queries_rules,
+    offline=offline_queries,
+)
+
+
+class Candidate(Contract):
+    """A passage the search returned."""
+
+    passage_id: str
+    title: str
+    text: str
+
+
+class RelevanceInput(Contract):
+    """The sub-question, the passages the search returned, and how many to keep at most."""
+
+    sub_question: str
+    candidates: list[Candidate]
+    keep: int = Field(ge=1)
 
 
 class RelevanceJudgement(BaseModel):
@@ -46,41 +107,48 @@ class RelevanceJudgement(BaseModel):
     )
 
 
-def propose_queries(llm: LLMClient, *, model: str, sub_question: str) -> LLMResult[SearchQueries]:
-    system, user = load_prompt(QUERIES_PROMPT_NAME)
-    return llm.structured(
-        agent=QUERIES_AGENT,
-        model=model,
-        system=system,
-        user=render(user, sub_question=sub_question.strip()),
-        output_model=SearchQueries,
+def relevance_rules(inputs: RelevanceInput, output: RelevanceJudgement) -> RelevanceJudgement:
+    # Only IDs that were offered count: the model cannot invent a source here.
+    offered = {c.passage_id for c in inputs.candidates}
+    kept = [p for p in ordered_unique(output.relevant_passage_ids) if p in offered]
+    return RelevanceJudgement(relevant_passage_ids=kept[: inputs.keep], notes=output.notes)
+
+
+def offline_relevance(inputs: RelevanceInput) -> RelevanceJudgement:
+    """Passages that contain enough of the question's topic words, most overlap first."""
+    question = inputs.sub_question
+    wanted = term_set(question, drop=GENERIC_WORDS) or term_set(question)
+    scored = []
+    for index, passage in enumerate(inputs.candidates):
+        found_terms = text_terms(f"{passage.title}\n{passage.text}")
+        found = frozenset(found_terms)
+        share = coverage(wanted, found)
+        # Enough of the question's topic words, and more than one when it has several.
+        if share >= RELEVANCE_MIN_COVERAGE and len(wanted & found) >= min(2, len(wanted)):
+            frequency = sum(1 for t in found_terms if t in wanted) / (len(found_terms) or 1)
+            scored.append((-share, -frequency, index, passage.passage_id))
+    kept = [passage_id for *_, passage_id in sorted(scored)]
+    how = (
+        f"share at least {RELEVANCE_MIN_COVERAGE:.0%} of the question's topic words "
+        f"({', '.join(sorted(wanted)) or 'none'})"
     )
+    total = len(inputs.candidates)
+    if kept:
+        notes = (
+            f"Judged offline by word overlap: kept {len(kept)} of {total} candidates "
+            f"that {how}, most overlap first."
+        )
+    else:
+        notes = f"Judged offline by word overlap: none of the {total} candidates {how}."
+    return RelevanceJudgement(relevant_passage_ids=kept, notes=notes)
 
 
-def judge_relevance(
-    llm: LLMClient, *, model: str, sub_question: str, candidates: list[Passage]
-) -> LLMResult[RelevanceJudgement]:
-    system, user = load_prompt(RELEVANCE_PROMPT_NAME)
-    return llm.structured(
-        agent=RELEVANCE_AGENT,
-        model=model,
-        system=system,
-        user=render(
-            user,
-            sub_question=sub_question.strip(),
-            candidates=_format_candidates(candidates),
-        ),
-        output_model=RelevanceJudgement,
-    )
-
-
-def _format_candidates(candidates: list[Passage]) -> str:
-    if not candidates:
-        return "(no candidates)"
-    return "\n\n".join(
-        f'<passage passage_id="{passage.passage_id}">\n'
-        f"title: {passage.title}\n"
-        f"{passage.text.strip()}\n"
-        "</passage>"
-        for passage in candidates
-    )
+RELEVANCE = Agent(
+    name="source_finder.relevance",
+    prompt="source_finder_relevance",
+    input_model=RelevanceInput,
+    output_model=RelevanceJudgement,
+    result_model=RelevanceJudgement,
+    rules=relevance_rules,
+    offline=offline_relevance,
+)

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, Field
 
-from fte.agents.prompting import load_prompt, render
-from fte.contracts import CheckedClaim, Source, SubQuestion
-from fte.llm import LLMClient, LLMResult
+from fte.agents import phrasing
+from fte.agents.agent import Agent, keep_output
+from fte.contracts import CheckedClaim, Contract, SubQuestion
+from fte.text import collapse, coverage, ordered_unique, term_set
 
-PROMPT_NAME = "writer"
-AGENT = "writer"
+# Offline layout: claims per paragraph and in the summary.
+OFFLINE_PARAGRAPH_MAX_CLAIMS = 3
+OFFLINE_SUMMARY_MAX_CLAIMS = 4
+OFFLINE_SUMMARY_MIN_SENTENCES = 3
+
+
+class SourceRef(Contract):
+    """A source the report may cite, by ID."""
+
+    id: str
+    title: str
+    location: str
+
+
+class WriterInput(Contract):
+    """The question, the plan, the fact-checked claims and the sources they cite."""
+
+    query: str
+    sub_questions: list[SubQuestion]
+    claims: list[CheckedClaim]
+    sources: list[SourceRef]
 
 
 class ReportParagraph(BaseModel):
@@ -49,58 +71,162 @@ class WriterOutput(BaseModel):
     sections: list[ReportSection] = Field(min_length=1)
 
 
-def write(
-    llm: LLMClient,
-    *,
-    model: str,
-    query: str,
-    claims: list[CheckedClaim],
-    sources: list[Source],
-    sub_questions: list[SubQuestion] | None = None,
-) -> LLMResult[WriterOutput]:
-    """Draft the report from the checked claims.
+# -- offline twin -----------------------------------------------------------------
 
-    `sub_questions` is the plan in its order, which the claims refer to by ID, so the report
-    can follow the plan; without it the prompt says "(none)" and sections follow themes alone.
+_Usable = tuple[CheckedClaim, list[str]]  # a supported claim and its citable sources
+
+
+def offline(inputs: WriterInput) -> WriterOutput:
+    """One section per answered sub-question, each paragraph quoting supported claims."""
+    listed = {s.id for s in inputs.sources}
+    # Only supported claims are stated, each citing only sources the input lists.
+    usable = [
+        (checked, cited)
+        for checked in inputs.claims
+        if checked.verdict == "supported"
+        and (cited := [s for s in ordered_unique(checked.claim.source_ids) if s in listed])
+    ]
+    title = phrasing.report_title(inputs.query)
+    groups, unanswered = _group_by_sub_question(usable, inputs.sub_questions, title)
+    summary = _summary_claims(inputs.query, [[c for c, _ in members] for _, members in groups])
+    quoted = {checked.claim.id for checked in summary}
+    sections = [_section(heading, members, quoted=quoted) for heading, members in groups]
+    supported = sum(c.verdict == "supported" for c in inputs.claims)
+    sections.append(
+        _limits_section(
+            inputs.claims,
+            uncitable=supported - len(usable),
+            unanswered=unanswered,
+            planned=len({q.id for q in inputs.sub_questions}),
+        )
+    )
+    return WriterOutput(title=title, summary=_report_summary(summary), sections=sections)
+
+
+def _group_by_sub_question(
+    usable: Sequence[_Usable], sub_questions: Sequence[SubQuestion], title: str
+) -> tuple[list[tuple[str, list[_Usable]]], list[str]]:
+    """Headed groups of claims, one per answered sub-question in the plan's order, then the rest.
+
+    Also returns the texts of the sub-questions that no usable claim answers.
     """
-    system, user = load_prompt(PROMPT_NAME)
-    return llm.structured(
-        agent=AGENT,
-        model=model,
-        system=system,
-        user=render(
-            user,
-            query=query.strip(),
-            sub_questions=_format_sub_questions(sub_questions or []),
-            claims=_format_claims(claims),
-            sources=_format_sources(sources),
-        ),
-        output_model=WriterOutput,
+    texts: dict[str, str] = {}
+    for question in sub_questions:
+        texts.setdefault(question.id, question.text)
+    by_question: dict[str, list[_Usable]] = {question_id: [] for question_id in texts}
+    other: list[_Usable] = []
+    for item in usable:
+        by_question.get(item[0].claim.sub_question_id or "", other).append(item)
+    groups = [
+        (phrasing.question_heading(texts[question_id], title=title), members)
+        for question_id, members in by_question.items()
+        if members
+    ]
+    if other:
+        groups.append(("Other findings" if groups else "Findings", other))
+    unanswered = [texts[question_id] for question_id, members in by_question.items() if not members]
+    return groups, unanswered
+
+
+def _section(heading: str, members: Sequence[_Usable], *, quoted: set[str]) -> ReportSection:
+    # Opening with the sentence the summary just quoted would read as a repeat, so lead with
+    # the first claim it does not quote, when there is one; the rest keep their order.
+    lead = next((i for i, (c, _) in enumerate(members) if c.claim.id not in quoted), 0)
+    members = [members[lead], *members[:lead], *members[lead + 1 :]]
+    paragraphs = []
+    for start in range(0, len(members), OFFLINE_PARAGRAPH_MAX_CLAIMS):
+        chunk = members[start : start + OFFLINE_PARAGRAPH_MAX_CLAIMS]
+        paragraphs.append(
+            ReportParagraph(
+                text=" ".join(collapse(c.claim.text) for c, _ in chunk),
+                claim_ids=[c.claim.id for c, _ in chunk],
+                source_ids=ordered_unique(s for _, cited in chunk for s in cited),
+            )
+        )
+    return ReportSection(heading=heading, paragraphs=paragraphs)
+
+
+def _limits_section(
+    claims: Sequence[CheckedClaim], *, uncitable: int, unanswered: Sequence[str], planned: int
+) -> ReportSection:
+    """Say plainly what the report leaves out and how it was made; states no source facts."""
+    contradicted = sum(c.verdict == "contradicted" for c in claims)
+    unsupported = sum(c.verdict == "unsupported" for c in claims)
+    paragraphs = []
+    if contradicted or unsupported:
+        paragraphs.append(
+            f"{contradicted + unsupported} of the {len(claims)} extracted statements are left "
+            f"out because the fact check did not confirm them against their cited passages "
+            f"({contradicted} contradicted, {unsupported} unsupported); the sources do not "
+            "settle those points."
+        )
+    if uncitable:
+        paragraphs.append(
+            f"{uncitable} confirmed statements are left out because none of their sources is "
+            "in the report's source list."
+        )
+    if unanswered:
+        questions = "; ".join(f'"{collapse(text)}"' for text in unanswered)
+        them = "them" if len(unanswered) > 1 else "it"
+        paragraphs.append(
+            f"No confirmed statement answers {len(unanswered)} of the {planned} sub-questions "
+            f"of the research plan, so the sources did not settle {them}: {questions}."
+        )
+    paragraphs.append(
+        "This report was assembled offline without a language model: every statement above is "
+        "a sentence quoted from the cited sources, chosen by word overlap with the research "
+        "question, so it may miss relevant material that uses different words."
+    )
+    return ReportSection(
+        heading="Limits of this report",
+        paragraphs=[ReportParagraph(text=t, claim_ids=[], source_ids=[]) for t in paragraphs],
     )
 
 
-def _format_sub_questions(sub_questions: list[SubQuestion]) -> str:
-    # The analyst's layout, so both agents show the plan the same way.
-    return "\n".join(f"- {q.id}: {q.text}" for q in sub_questions) or "(none)"
+def _summary_claims(query: str, groups: Sequence[Sequence[CheckedClaim]]) -> list[CheckedClaim]:
+    """The claims closest to the query, spread over the sections, in report order.
+
+    Each section's strongest claim comes before any section's second strongest, so the summary
+    covers the plan rather than only the sub-question whose words match the query best.
+    """
+    wanted = term_set(query)
+    ranked: list[tuple[tuple[int, float, int, int], CheckedClaim]] = []
+    for section, group in enumerate(groups):
+        strength = [coverage(wanted, term_set(c.claim.text)) for c in group]
+        by_strength = sorted(range(len(group)), key=lambda i: (-strength[i], i))
+        for rank, index in enumerate(by_strength):
+            ranked.append(((rank, -strength[index], section, index), group[index]))
+    chosen = sorted(ranked, key=lambda item: item[0])[:OFFLINE_SUMMARY_MAX_CLAIMS]
+    return [claim for _, claim in sorted(chosen, key=lambda item: item[0][2:])]
 
 
-def _format_claims(claims: list[CheckedClaim]) -> str:
-    blocks = []
-    for checked in claims:
-        claim = checked.claim
-        evidence = ""
-        if checked.evidence:
-            origin = f" from {checked.evidence_source_id}" if checked.evidence_source_id else ""
-            evidence = f'\nevidence{origin}: "{checked.evidence}"'
-        blocks.append(
-            f'<claim id="{claim.id}" verdict="{checked.verdict}" '
-            f'sources="{", ".join(claim.source_ids)}" '
-            f'sub_question="{claim.sub_question_id or ""}">\n'
-            f"{claim.text.strip()}{evidence}\n"
-            "</claim>"
-        )
-    return "\n\n".join(blocks) or "(no claims)"
+def _report_summary(claims: Sequence[CheckedClaim]) -> str:
+    """Three to five sentences: the chosen claims, or what the lack of them means."""
+    sentences = [collapse(c.claim.text) for c in claims]
+    fuller = "A fuller answer needs more documents on the topic or a configured language model."
+    if not sentences:
+        sentences = [
+            "The sources retrieved for this question contain no statement that the fact check "
+            "could confirm.",
+            "This report therefore states no findings.",
+            fuller,
+        ]
+    elif len(sentences) < OFFLINE_SUMMARY_MIN_SENTENCES:
+        plural = "s" if len(sentences) > 1 else ""
+        sentences += [
+            f"The sources retrieved for this question contain only {len(sentences)} "
+            f"statement{plural} that the fact check could confirm.",
+            fuller,
+        ][: OFFLINE_SUMMARY_MIN_SENTENCES - len(sentences)]
+    return " ".join(sentences)
 
 
-def _format_sources(sources: list[Source]) -> str:
-    return "\n".join(f"- {s.id}: {s.title} ({s.location})" for s in sources) or "(no sources)"
+AGENT = Agent(
+    name="writer",
+    prompt="writer",
+    input_model=WriterInput,
+    output_model=WriterOutput,
+    result_model=WriterOutput,
+    rules=keep_output,
+    offline=offline,
+)

@@ -1,7 +1,8 @@
 """Activities: every side effect of a research run (LLM calls, search, state, pub/sub).
 
 Activities take and return plain JSON; the pydantic contracts in `fte.contracts`
-validate both sides. Their dependencies (LLM client, artifact store, notifier,
+validate both sides. Every agent runs through one activity factory, so an agent
+needs no activity code of its own. Their dependencies (model, artifact store, notifier,
 corpus loader) are process-level resources configured once by the worker with
 `configure()`, so no secret ever passes through workflow input or history.
 
@@ -14,7 +15,6 @@ raised as `NonRetryableError`, which the engine never retries.
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,38 +27,26 @@ import structlog
 from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
-from fte import artifacts
-from fte.agents import analyst, fact_checker, planner, source_finder, writer
+from fte import artifacts, names
+from fte.agents import AnyAgent, all_agents
+from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore
 from fte.citations import DraftSection, verify_citations
 from fte.contracts import (
-    AnalyseInput,
-    AnalysisResult,
+    AgentReply,
+    AgentTask,
     CancelChildrenInput,
-    CheckedClaim,
-    Claim,
     DeleteInput,
-    DraftResult,
-    FactCheckInput,
-    FactCheckResult,
     FinalizeInput,
     FinalizeResult,
-    JudgeInput,
     Notice,
-    PlanInput,
-    PlanResult,
-    QueriesInput,
-    QueriesResult,
     SearchInput,
     SearchResult,
-    SourceFinderResult,
     StoreInput,
-    SubQuestion,
     TokenUsage,
-    WriteInput,
 )
 from fte.errors import FteError, LLMTransientError
-from fte.llm import LLMClient
+from fte.llm import Model
 from fte.report import Report, number_sources, render_markdown
 from fte.sources import LocalCorpus, SourceProvider, corpus_fingerprint
 
@@ -87,7 +75,7 @@ class Notifier:
 
 @dataclass
 class ActivityDeps:
-    llm: LLMClient
+    model: Model
     store: ArtifactStore
     notifier: Notifier
     corpus: Callable[[str], SourceProvider]
@@ -161,46 +149,29 @@ def _log_attempt(ctx: wf.WorkflowActivityContext, activity: str, task_id: str) -
     )
 
 
-# -- planner ---------------------------------------------------------------
+# -- agents ------------------------------------------------------------------
 
 
-@_permanent_failures_are_final
-def plan_research(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = PlanInput.model_validate(raw)
-    _log_attempt(ctx, "plan_research", inp.task_id)
-    d = deps()
-    result = planner.plan(
-        d.llm, model=inp.model, query=inp.query, max_sub_questions=inp.max_sub_questions
-    )
-    sub_questions = [
-        SubQuestion(id=f"q{i}", text=text.strip())
-        for i, text in enumerate(result.output.sub_questions[: inp.max_sub_questions], 1)
-    ]
-    plan = PlanResult(
-        sub_questions=sub_questions, rationale=result.output.rationale, usage=result.usage
-    )
-    d.store.put(inp.task_id, artifacts.PLAN, plan.model_dump(mode="json"))
-    return plan.model_dump(mode="json")
+def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any], Any]:
+    """The activity that runs `agent` once and stores its checked result if asked to."""
+
+    @_permanent_failures_are_final
+    def run_agent(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+        task = AgentTask.model_validate(raw)
+        _log_attempt(ctx, agent.name, task.task_id)
+        d = deps()
+        run = agent.run(d.model, task.model, agent.input_model.model_validate(task.inputs))
+        result = run.result.model_dump(mode="json")
+        if task.artifact is not None:
+            d.store.put(task.task_id, task.artifact, result)
+        return AgentReply(result=result, usage=run.usage).model_dump(mode="json")
+
+    return run_agent
 
 
 def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
     inp = StoreInput.model_validate(raw)
     return deps().store.put(inp.task_id, inp.name, inp.document)
-
-
-# -- source finder -----------------------------------------------------------
-
-
-@_permanent_failures_are_final
-def propose_queries(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = QueriesInput.model_validate(raw)
-    _log_attempt(ctx, "propose_queries", inp.task_id)
-    result = source_finder.propose_queries(
-        deps().llm, model=inp.model, sub_question=inp.sub_question.text
-    )
-    # The sub-question itself is always searched too: a poor query list cannot hide it.
-    queries = list(dict.fromkeys([inp.sub_question.text, *result.output.queries]))
-    return QueriesResult(queries=queries, usage=result.usage).model_dump(mode="json")
 
 
 @_permanent_failures_are_final
@@ -218,143 +189,9 @@ def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
 
 
 @_permanent_failures_are_final
-def judge_relevance(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = JudgeInput.model_validate(raw)
-    _log_attempt(ctx, "judge_relevance", inp.task_id)
-    d = deps()
-    usage = TokenUsage()
-    kept = []
-    if inp.candidates:
-        result = source_finder.judge_relevance(
-            d.llm, model=inp.model, sub_question=inp.sub_question.text, candidates=inp.candidates
-        )
-        usage = result.usage
-        # Only IDs we actually offered count: the model cannot invent a source here.
-        chosen = set(result.output.relevant_passage_ids)
-        kept = [p for p in inp.candidates if p.passage_id in chosen][: inp.keep]
-    found = SourceFinderResult(
-        sub_question_id=inp.sub_question.id,
-        passages=kept,
-        retrieved_at=inp.retrieved_at,
-        usage=usage,
-    )
-    d.store.put(
-        inp.task_id, artifacts.sources_for(inp.sub_question.id), found.model_dump(mode="json")
-    )
-    return found.model_dump(mode="json")
-
-
-# -- analyst ---------------------------------------------------------------
-
-
-@_permanent_failures_are_final
-def analyse(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = AnalyseInput.model_validate(raw)
-    _log_attempt(ctx, "analyse", inp.task_id)
-    d = deps()
-    result = analyst.analyse(
-        d.llm,
-        model=inp.model,
-        query=inp.query,
-        sub_questions=inp.sub_questions,
-        sources=inp.sources,
-    )
-    known = {s.id for s in inp.sources}
-    claims: list[Claim] = []
-    for extracted in result.output.claims:
-        cited = [s for s in dict.fromkeys(extracted.source_ids) if s in known]
-        if not cited:
-            # A claim that cites nothing retrieved cannot be fact-checked; drop it here.
-            log.info("analyst claim dropped: cites no retrieved source", task_id=inp.task_id)
-            continue
-        claims.append(
-            Claim(
-                id=f"C{len(claims) + 1}",
-                text=extracted.text.strip(),
-                source_ids=cited,
-                sub_question_id=extracted.sub_question_id,
-            )
-        )
-    analysis = AnalysisResult(claims=claims, summary=result.output.summary, usage=result.usage)
-    d.store.put(inp.task_id, artifacts.NOTES, analysis.model_dump(mode="json"))
-    return analysis.model_dump(mode="json")
-
-
-# -- fact-checker ------------------------------------------------------------
-
-
-def _normalise(text: str) -> str:
-    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-@_permanent_failures_are_final
-def fact_check(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = FactCheckInput.model_validate(raw)
-    _log_attempt(ctx, "fact_check", inp.task_id)
-    d = deps()
-    usage = TokenUsage()
-    verdicts = {}
-    if inp.claims:
-        result = fact_checker.check(d.llm, model=inp.model, claims=inp.claims, sources=inp.sources)
-        usage = result.usage
-        verdicts = {v.claim_id: v for v in result.output.verdicts}
-    texts = {s.id: _normalise(s.text) for s in inp.sources}
-    checked: list[CheckedClaim] = []
-    for claim in inp.claims:
-        v = verdicts.get(claim.id)
-        if v is None:
-            checked.append(CheckedClaim(claim=claim, verdict="unsupported", evidence=""))
-            continue
-        verdict = v.verdict
-        evidence_source = v.evidence_source_id if v.evidence_source_id in claim.source_ids else None
-        if verdict == "supported":
-            # "Supported" must rest on a quote that really is in one of the claim's
-            # own sources; otherwise the model's judgement is not evidence.
-            quote = _normalise(v.evidence)
-            holders = [s for s in claim.source_ids if quote and quote in texts.get(s, "")]
-            if not holders:
-                verdict = "unsupported"
-            else:
-                evidence_source = evidence_source if evidence_source in holders else holders[0]
-        checked.append(
-            CheckedClaim(
-                claim=claim,
-                verdict=verdict,
-                evidence=v.evidence,
-                evidence_source_id=evidence_source,
-            )
-        )
-    out = FactCheckResult(checked=checked, usage=usage)
-    d.store.put(inp.task_id, artifacts.CLAIMS, out.model_dump(mode="json"))
-    return out.model_dump(mode="json")
-
-
-# -- writer ----------------------------------------------------------------
-
-
-@_permanent_failures_are_final
-def write_draft(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
-    inp = WriteInput.model_validate(raw)
-    _log_attempt(ctx, "write_draft", inp.task_id)
-    d = deps()
-    result = writer.write(
-        d.llm,
-        model=inp.model,
-        query=inp.query,
-        claims=inp.checked,
-        sources=inp.sources,
-        sub_questions=inp.sub_questions,
-    )
-    draft = result.output.model_dump(mode="json")
-    d.store.put(inp.task_id, artifacts.DRAFT, draft)
-    return DraftResult(draft=draft, usage=result.usage).model_dump(mode="json")
-
-
-@_permanent_failures_are_final
 def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = FinalizeInput.model_validate(raw)
-    draft = writer.WriterOutput.model_validate(inp.draft)
+    draft = WriterOutput.model_validate(inp.draft)
     sections, integrity = verify_citations(
         [DraftSection.model_validate(s.model_dump()) for s in draft.sections],
         sources=inp.sources,
@@ -422,31 +259,19 @@ def cancel_children(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> lis
     return stopped
 
 
-# Activity names are part of the durable history: never rename a registered one.
-PLAN_RESEARCH = "fte.plan_research"
-STORE_ARTIFACT = "fte.store_artifact"
-PROPOSE_QUERIES = "fte.propose_queries"
-SEARCH_SOURCES = "fte.search_sources"
-JUDGE_RELEVANCE = "fte.judge_relevance"
-ANALYSE = "fte.analyse"
-FACT_CHECK = "fte.fact_check"
-WRITE_DRAFT = "fte.write_draft"
-FINALIZE_REPORT = "fte.finalize_report"
-NOTIFY = "fte.notify"
-DELETE_ARTIFACTS = "fte.delete_artifacts"
-CANCEL_CHILDREN = "fte.cancel_children"
-
-ACTIVITIES: dict[str, Callable[..., Any]] = {
-    PLAN_RESEARCH: plan_research,
-    STORE_ARTIFACT: store_artifact,
-    PROPOSE_QUERIES: propose_queries,
-    SEARCH_SOURCES: search_sources,
-    JUDGE_RELEVANCE: judge_relevance,
-    ANALYSE: analyse,
-    FACT_CHECK: fact_check,
-    WRITE_DRAFT: write_draft,
-    FINALIZE_REPORT: finalize_report,
-    NOTIFY: notify,
-    DELETE_ARTIFACTS: delete_artifacts,
-    CANCEL_CHILDREN: cancel_children,
-}
+def activities() -> dict[str, Callable[..., Any]]:
+    """Every activity by its wire name: one per agent, then the plain I/O ones."""
+    by_name: dict[str, Callable[..., Any]] = {
+        names.agent_activity(agent.name): agent_activity(agent) for agent in all_agents().values()
+    }
+    by_name.update(
+        {
+            names.SEARCH_SOURCES: search_sources,
+            names.STORE_ARTIFACT: store_artifact,
+            names.FINALIZE_REPORT: finalize_report,
+            names.NOTIFY: notify,
+            names.DELETE_ARTIFACTS: delete_artifacts,
+            names.CANCEL_CHILDREN: cancel_children,
+        }
+    )
+    return by_name

@@ -21,7 +21,7 @@ from fte import __version__, progress_view
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
-from fte.contracts import ApprovalDecision, Progress
+from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, ApprovalDecision, Progress
 from fte.dapr_stack import dapr_runtime, external_endpoint, live_stack
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
@@ -142,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub_questions",
         action="append",
         metavar="TEXT",
-        help="replace the plan: give 3-8 times, one sub-question each",
+        help=(
+            f"replace the plan: give {MIN_SUB_QUESTIONS}-{MAX_SUB_QUESTIONS} times, "
+            "one sub-question each"
+        ),
     )
     _add_data_dir(approve)
 

@@ -12,7 +12,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 import grpc
 
-from fte import artifacts, workflows
+from fte import artifacts, names
 from fte.artifacts import ArtifactStore
 from fte.contracts import TERMINAL_STAGES, ApprovalDecision, Outcome, Progress, RunConfig
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
@@ -107,7 +107,7 @@ class ResearchClient:
         # schedule failed shows up as "unknown" and can be purged).
         self.store.update_index(record)
         return self._wf.schedule_new_workflow(
-            workflows.COORDINATOR, input=config.model_dump(mode="json"), instance_id=task_id
+            names.COORDINATOR, input=config.model_dump(mode="json"), instance_id=task_id
         )
 
     def runs(self) -> list[RunSummary]:
@@ -228,12 +228,12 @@ class ResearchClient:
                 "only runs started with --approve-plan wait for one"
             )
         self._wf.raise_workflow_event(
-            task_id, workflows.APPROVAL_EVENT, data=decision.model_dump(mode="json")
+            task_id, names.APPROVAL_EVENT, data=decision.model_dump(mode="json")
         )
 
     def cancel(self, task_id: str, reason: str = "") -> None:
         self._require_running(task_id, "cancel")
-        self._wf.raise_workflow_event(task_id, workflows.CANCEL_EVENT, data={"reason": reason})
+        self._wf.raise_workflow_event(task_id, names.CANCEL_EVENT, data={"reason": reason})
 
     def report(self, task_id: str) -> dict[str, Any]:
         snap = self.snapshot(task_id)

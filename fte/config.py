@@ -37,7 +37,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from fte.contracts import AgentModels, CitationPolicy
+from fte.contracts import DEFAULT_MODEL, AgentModels, CitationPolicy
 from fte.errors import UsageError
 from fte.llm import LLMConfig
 
@@ -70,7 +70,7 @@ class FteSettings(BaseSettings):
     """Folder the Markdown and JSON reports are written to."""
     corpus: Path = Path("examples/corpus")
     """Folder of .md/.txt/.html documents the source finder searches."""
-    model: str = "gpt-4o-mini"
+    model: str = DEFAULT_MODEL
     """Model name for every agent without an override of its own."""
     model_planner: str | None = None
     model_source_finder: str | None = None

@@ -7,9 +7,17 @@ replayed workflow sees exactly the data the first execution saw.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The model every agent calls unless settings say otherwise.
+DEFAULT_MODEL = "gpt-4o-mini"
+# The name the built-in offline model reports (see `fte.agents.offline_model`).
+OFFLINE_MODEL = "fte-offline-extractive"
+# How many sub-questions a plan has, whoever writes it (planner, reviewer edit, settings).
+MIN_SUB_QUESTIONS = 3
+MAX_SUB_QUESTIONS = 8
 
 
 class Contract(BaseModel):
@@ -61,6 +69,24 @@ class SubQuestion(Contract):
     id: str = Field(description="Stable ID such as 'q1'.")
     text: str
 
+    @classmethod
+    def numbered(cls, texts: list[str]) -> list[SubQuestion]:
+        """The one ID scheme for sub-questions: q1, q2, ... in plan order."""
+        return [cls(id=f"q{i}", text=text.strip()) for i, text in enumerate(texts, 1)]
+
+
+class QuotedSource(Contract):
+    """A retrieved source as an agent is shown it: the ID to cite, where it is from, its text."""
+
+    id: str = Field(description="The ID to cite, such as 'S3'.")
+    title: str
+    location: str = Field(description="File path or URL the passage was read from.")
+    text: str
+
+    @classmethod
+    def of(cls, source: Source) -> QuotedSource:
+        return cls(id=source.id, title=source.title, location=source.location, text=source.text)
+
 
 class Claim(Contract):
     """A factual statement the analyst extracted, with the sources it rests on."""
@@ -87,11 +113,11 @@ class CheckedClaim(Contract):
 class AgentModels(Contract):
     """The model name each agent calls; any OpenAI-compatible server's names work."""
 
-    planner: str = "gpt-4o-mini"
-    source_finder: str = "gpt-4o-mini"
-    analyst: str = "gpt-4o-mini"
-    fact_checker: str = "gpt-4o-mini"
-    writer: str = "gpt-4o-mini"
+    planner: str = DEFAULT_MODEL
+    source_finder: str = DEFAULT_MODEL
+    analyst: str = DEFAULT_MODEL
+    fact_checker: str = DEFAULT_MODEL
+    writer: str = DEFAULT_MODEL
 
 
 CitationPolicy = Literal["remove", "mark"]
@@ -109,7 +135,9 @@ class RunConfig(Contract):
     auto_approve_on_timeout: bool = False
     progress_checkin_interval_s: float = Field(default=120.0, gt=0)
     citation_policy: CitationPolicy = "remove"
-    max_sub_questions: int = Field(default=8, ge=3, le=8)
+    max_sub_questions: int = Field(
+        default=MAX_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
+    )
     sources_per_question: int = Field(default=4, ge=1, le=10)
     search_candidates: int = Field(default=8, ge=1, le=30)
 
@@ -167,7 +195,7 @@ class ApprovalDecision(Contract):
     approved: bool
     comment: str = ""
     sub_questions: list[str] | None = Field(
-        default=None, description="Replacement sub-questions (3-8), if the reviewer edited them."
+        default=None, description="Replacement sub-questions, if the reviewer edited the plan."
     )
 
     @field_validator("sub_questions")
@@ -176,9 +204,10 @@ class ApprovalDecision(Contract):
         if value is None:
             return None
         texts = [t.strip() for t in value if t.strip()]
-        if not 3 <= len(texts) <= 8:
+        if not MIN_SUB_QUESTIONS <= len(texts) <= MAX_SUB_QUESTIONS:
             raise ValueError(
-                f"an edited plan needs 3 to 8 non-empty sub-questions, got {len(texts)}"
+                f"an edited plan needs {MIN_SUB_QUESTIONS} to {MAX_SUB_QUESTIONS} non-empty "
+                f"sub-questions, got {len(texts)}"
             )
         return texts
 
@@ -186,27 +215,21 @@ class ApprovalDecision(Contract):
 # -- stage results ---------------------------------------------------------
 
 
-class PlanResult(Contract):
-    sub_questions: list[SubQuestion]
-    rationale: str
-    usage: TokenUsage
+class SourceFinderInput(Contract):
+    """Input of one source-finder child workflow."""
+
+    task_id: str
+    sub_question: SubQuestion
+    corpus_dir: str
+    model: str
+    keep: int = Field(description="Passages to keep at most.")
+    candidates: int = Field(description="Passages to retrieve and judge.")
 
 
 class SourceFinderResult(Contract):
     sub_question_id: str
     passages: list[Passage]
     retrieved_at: str
-    usage: TokenUsage
-
-
-class AnalysisResult(Contract):
-    claims: list[Claim]
-    summary: str
-    usage: TokenUsage
-
-
-class FactCheckResult(Contract):
-    checked: list[CheckedClaim]
     usage: TokenUsage
 
 
@@ -236,31 +259,35 @@ class Outcome(Contract):
     integrity: CitationIntegrity | None = None
 
 
-# -- activity inputs --------------------------------------------------------
+# -- agents ----------------------------------------------------------------
 
 
-class PlanInput(Contract):
+class AgentTask(Contract):
+    """Input of an agent's activity (and of a specialist child workflow that runs one)."""
+
     task_id: str
-    query: str
+    agent: str
     model: str
-    max_sub_questions: int
+    inputs: dict[str, Any] = Field(description="The agent's input model, as JSON.")
+    artifact: str | None = Field(
+        default=None, description="Store the checked result under this artifact name."
+    )
+
+
+class AgentReply(Contract):
+    """An agent's checked result (its `result_model` as JSON) and the tokens it cost."""
+
+    result: dict[str, Any]
+    usage: TokenUsage
+
+
+# -- activity inputs --------------------------------------------------------
 
 
 class StoreInput(Contract):
     task_id: str
     name: str
     document: dict[str, object]
-
-
-class QueriesInput(Contract):
-    task_id: str
-    sub_question: SubQuestion
-    model: str
-
-
-class QueriesResult(Contract):
-    queries: list[str]
-    usage: TokenUsage
 
 
 class SearchInput(Contract):
@@ -272,44 +299,6 @@ class SearchInput(Contract):
 class SearchResult(Contract):
     passages: list[Passage]
     retrieved_at: str
-
-
-class JudgeInput(Contract):
-    task_id: str
-    sub_question: SubQuestion
-    candidates: list[Passage]
-    retrieved_at: str
-    keep: int
-    model: str
-
-
-class AnalyseInput(Contract):
-    task_id: str
-    query: str
-    sub_questions: list[SubQuestion]
-    sources: list[Source]
-    model: str
-
-
-class FactCheckInput(Contract):
-    task_id: str
-    claims: list[Claim]
-    sources: list[Source]
-    model: str
-
-
-class WriteInput(Contract):
-    task_id: str
-    query: str
-    checked: list[CheckedClaim]
-    sources: list[Source]
-    model: str
-    sub_questions: list[SubQuestion] = Field(default_factory=list)
-
-
-class DraftResult(Contract):
-    draft: dict[str, object]
-    usage: TokenUsage
 
 
 class FinalizeInput(Contract):

@@ -1,4 +1,10 @@
-"""The one way FTE talks to a model: JSON-schema structured output over the `openai` SDK.
+"""The model interface, and its two implementations: an OpenAI-compatible server, or a function.
+
+Agents ask a `Model` a `ModelRequest` (rendered prompt, output schema, typed inputs) and get
+back a validated `LLMResult`. `LLMClient` sends the prompt over HTTP with the `openai` SDK;
+`FunctionModel` answers with a Python function of the request (the offline model, test
+doubles), the way pydantic-ai's FunctionModel plugs in: same request, same validation.
+
 
 Retries have exactly one owner per layer. The SDK's own retries are off (`max_retries=0`);
 tenacity retries only HTTP-level transient failures inside one call, a small bounded budget;
@@ -8,9 +14,11 @@ visible in workflow history. Permanent failures surface after a single HTTP atte
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import httpx
 import openai
@@ -22,6 +30,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from fte.contracts import TokenUsage
 from fte.errors import (
+    FteError,
     LLMAuthError,
     LLMConfigError,
     LLMOutputError,
@@ -69,8 +78,89 @@ class LLMResult(BaseModel, Generic[T]):
     http_attempts: int
 
 
+@dataclass(frozen=True)
+class ModelRequest(Generic[T]):
+    """One structured-output question: the rendered prompt, plus the inputs it was made from."""
+
+    agent: str
+    model: str
+    system: str
+    user: str
+    output_model: type[T]
+    inputs: BaseModel
+
+
+class Model(Protocol):
+    """Anything that answers a `ModelRequest` with a validated output."""
+
+    def complete(self, request: ModelRequest[T]) -> LLMResult[T]: ...
+
+    def close(self) -> None: ...
+
+
+class FunctionModel:
+    """A model that is a Python function of the request: no HTTP, same validation.
+
+    The function's answer is validated against the requested schema exactly as a
+    server's JSON would be, and tokens are estimated from the text sizes so cost and
+    progress reporting work the same way.
+    """
+
+    def __init__(self, function: Callable[[ModelRequest[Any]], BaseModel], *, name: str) -> None:
+        self._function = function
+        self.name = name
+
+    def complete(self, request: ModelRequest[T]) -> LLMResult[T]:
+        try:
+            answer = self._function(request)
+        except FteError:
+            raise
+        except Exception as exc:
+            # Same request, same failure: a bug to fix, not a hiccup to retry.
+            raise LLMRequestError(
+                f"{request.agent}: model '{self.name}' failed ({type(exc).__name__}: {exc})",
+                agent=request.agent,
+                model=self.name,
+                status_code=None,
+                attempts=1,
+            ) from exc
+        content = answer.model_dump_json()
+        try:
+            output = request.output_model.model_validate_json(content)
+        except ValidationError as error:
+            raise LLMOutputError(
+                f"{request.agent}: model '{self.name}' answered outside the "
+                f"{request.output_model.__name__} schema ({_summarise(error)})",
+                agent=request.agent,
+                model=self.name,
+                status_code=None,
+                attempts=1,
+            ) from error
+        usage = TokenUsage(
+            prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.user),
+            completion_tokens=estimate_tokens(content),
+            calls=1,
+        )
+        log.info(
+            "llm.call",
+            agent=request.agent,
+            model=self.name,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        return LLMResult(output=output, usage=usage, model=self.name, http_attempts=0)
+
+    def close(self) -> None:
+        pass
+
+
+def estimate_tokens(text: str) -> int:
+    """English averages about four tokens per three words; close enough for cost reports."""
+    return math.ceil(len(text.split()) * 4 / 3)
+
+
 class LLMClient:
-    """Structured-output chat completions with bounded HTTP retries and one repair call."""
+    """An OpenAI-compatible server: structured output, bounded HTTP retries, one repair call."""
 
     def __init__(
         self,
@@ -109,6 +199,15 @@ class LLMClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def complete(self, request: ModelRequest[T]) -> LLMResult[T]:
+        return self.structured(
+            agent=request.agent,
+            model=request.model,
+            system=request.system,
+            user=request.user,
+            output_model=request.output_model,
+        )
 
     def structured(
         self,

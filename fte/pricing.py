@@ -17,9 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from fte.contracts import AgentModels, TokenUsage
+from fte.contracts import OFFLINE_MODEL, AgentModels, TokenUsage
 from fte.errors import UsageError
-from fte.offline_model import OFFLINE_MODEL_NAME
 
 PRICES_ENV = "FTE_PRICES"
 TOKENS_PER_PRICE_UNIT = 1_000_000
@@ -45,7 +44,7 @@ KNOWN_PRICES: Mapping[str, Price] = {
     "o3-mini": Price(input=1.10, output=4.40),
     "o4-mini": Price(input=1.10, output=4.40),
     # The built-in offline model runs in-process: it costs nothing, which is known, not guessed.
-    OFFLINE_MODEL_NAME: Price(input=0.0, output=0.0),
+    OFFLINE_MODEL: Price(input=0.0, output=0.0),
 }
 
 # Providers pin snapshots as `<name>-YYYY-MM-DD`; a snapshot is billed as its base model.

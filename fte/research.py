@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from fte.config import FteSettings
-from fte.contracts import AgentModels, RunConfig
+from fte.contracts import OFFLINE_MODEL, AgentModels, RunConfig
 from fte.errors import UsageError
 from fte.llm import LLMConfig
-from fte.offline_model import OFFLINE_BASE_URL, OFFLINE_MODEL_NAME, offline_http_client
 from fte.sources import LocalCorpus
 
 MAX_QUERY_CHARS = 2000
@@ -76,10 +74,10 @@ def choose_model(settings: FteSettings) -> ModelChoice:
     use_offline = settings.offline or (configured.api_key is None and configured.base_url is None)
     if use_offline:
         return ModelChoice(
-            config=LLMConfig(api_key=SecretStr("offline"), base_url=OFFLINE_BASE_URL),
-            http_client=offline_http_client(),
+            config=LLMConfig(),
+            http_client=None,
             offline=True,
-            models=AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL_NAME)),
+            models=AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL)),
         )
     return ModelChoice(
         config=configured, http_client=None, offline=False, models=settings.agent_models()

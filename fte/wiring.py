@@ -1,4 +1,4 @@
-"""Composition root: wire activities to their dependencies and serve the workflows."""
+"""Composition root: register workflows and activities, wire activities to their dependencies."""
 
 from __future__ import annotations
 
@@ -7,13 +7,27 @@ from collections.abc import Iterator
 
 import httpx
 
-from fte import activities, workflows
+from fte import activities, names
 from fte.activities import ActivityDeps, Notifier, cached_corpus
+from fte.agents import offline_model
 from fte.artifacts import ArtifactStore
+from fte.coordinator import research_workflow
+from fte.coordinator.stages import SPECIALISTS
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
 from fte.dapr_stack import RuntimeEndpoint
-from fte.llm import LLMClient, LLMConfig
-from fte.worker import WorkflowWorker
+from fte.llm import LLMClient, LLMConfig, Model
+from fte.specialists import source_finder_workflow, specialist_workflow
+from fte.worker import Registry, WorkflowWorker
+
+
+def register(registry: Registry) -> None:
+    """Every workflow and activity of a research run, under its wire name (`fte.names`)."""
+    registry.workflow(names.COORDINATOR, research_workflow)
+    registry.workflow(names.SOURCE_FINDER, source_finder_workflow)
+    for agent in SPECIALISTS:
+        registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
+    for name, activity in activities.activities().items():
+        registry.activity(name, activity)
 
 
 def describe_llm(config: LLMConfig, *, offline: bool) -> str:
@@ -32,16 +46,21 @@ def research_worker(
     max_concurrent_activities: int | None = None,
 ) -> Iterator[WorkflowWorker]:
     """Serve the research workflows and activities on `endpoint` until the block exits."""
-    owned_http = http_client is None
-    # An explicit httpx client (not the SDK's default) keeps one connection pool per
-    # worker and is what HTTP-level mocks and the offline transport plug into.
-    http = http_client or httpx.Client(timeout=llm_config.timeout_s)
+    model: Model
+    owned_http: httpx.Client | None = None
+    if offline:
+        model = offline_model()
+    else:
+        # An explicit httpx client (not the SDK's default) keeps one connection pool per
+        # worker and is what HTTP-level mocks plug into.
+        if http_client is None:
+            http_client = owned_http = httpx.Client(timeout=llm_config.timeout_s)
+        model = LLMClient(llm_config, http_client=http_client)
     dapr = dapr_client(endpoint)
     wf_client = workflow_client(endpoint)
-    llm = LLMClient(llm_config, http_client=http)
     activities.configure(
         ActivityDeps(
-            llm=llm,
+            model=model,
             store=ArtifactStore(dapr),
             notifier=Notifier(dapr),
             corpus=cached_corpus,
@@ -53,13 +72,13 @@ def research_worker(
         with WorkflowWorker(
             host=endpoint.host,
             port=endpoint.grpc_port,
-            register=workflows.register,
+            register=register,
             max_concurrent_activities=max_concurrent_activities,
         ) as worker:
             yield worker
     finally:
-        llm.close()
+        model.close()
         wf_client.close()
         close_dapr_client(dapr)
-        if owned_http:
-            http.close()
+        if owned_http is not None:
+            owned_http.close()

@@ -16,6 +16,7 @@ import pytest
 
 from fte.citations import CheckedParagraph, CheckedSection
 from fte.contracts import (
+    OFFLINE_MODEL,
     AgentModels,
     CheckedClaim,
     CitationIntegrity,
@@ -26,7 +27,6 @@ from fte.contracts import (
 )
 from fte.errors import FteError
 from fte.html_report import render_html
-from fte.offline_model import OFFLINE_MODEL_NAME
 from fte.pricing import PRICES_ENV
 from fte.report import Report, number_sources, render_markdown
 
@@ -453,7 +453,7 @@ def test_unknown_model_price_is_shown_as_unknown() -> None:
 
 
 def test_offline_model_name_prices_at_zero() -> None:
-    models = AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL_NAME))
+    models = AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL))
     report = build_report().model_copy(update={"models": models})
     page = render(report)
 

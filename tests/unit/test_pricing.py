@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from fte.contracts import AgentModels, TokenUsage
+from fte.contracts import OFFLINE_MODEL, AgentModels, TokenUsage
 from fte.errors import UsageError
-from fte.offline_model import OFFLINE_MODEL_NAME
 from fte.pricing import (
     KNOWN_PRICES,
     PRICES_ENV,
@@ -77,7 +76,7 @@ def test_unknown_model_has_unknown_cost(model: str) -> None:
 
 
 def test_offline_model_is_free() -> None:
-    assert estimate_cost(OFFLINE_MODEL_NAME, usage(10 * MILLION, 10 * MILLION, calls=40)) == 0.0
+    assert estimate_cost(OFFLINE_MODEL, usage(10 * MILLION, 10 * MILLION, calls=40)) == 0.0
 
 
 def test_run_cost_sums_the_agents() -> None:
@@ -129,7 +128,7 @@ def test_agent_without_a_configured_model_is_unpriced() -> None:
 
 
 def test_offline_run_costs_nothing() -> None:
-    models = AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL_NAME))
+    models = AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL))
     by_agent = {agent: usage(40_000, 3_000, calls=5) for agent in AgentModels.model_fields}
     total, per_agent = estimate_run_cost(models, by_agent)
     assert total == 0.0

@@ -1,0 +1,78 @@
+"""The research coordinator: plan → (approval) → sources → analysis → fact check → report.
+
+Orchestration only, deterministic and replay-safe: no clock, randomness, environment,
+network or file access happens here. Time comes from the workflow context, configuration
+from the workflow input, and every side effect is an activity (`fte.activities`) whose
+result is re-validated into a contract, so a replay sees typed data.
+
+A failure, a rejection or a `cancel` event runs compensation, which deletes the run's
+partial artifacts in reverse order.
+
+- `run.py`: one execution's scope (scheduling agents and children, waiting with check-ins)
+- `progress.py`: live progress, the workflow's custom status
+- `approval.py`: the human approval gate
+- `stages.py`: the stages and compensation
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dapr.ext.workflow as wf
+import structlog
+
+from fte.contracts import EndStatus, Outcome, RunConfig
+from fte.coordinator import stages
+from fte.coordinator.approval import approval_gate
+from fte.coordinator.run import Flow, Run, RunEnded
+
+log = structlog.get_logger(__name__)
+
+
+def _failure_reason(exc: wf.TaskFailedError) -> str:
+    details = getattr(exc, "details", None)
+    message = getattr(details, "message", None) or str(exc)
+    return str(message)
+
+
+def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    cfg = RunConfig.model_validate(raw)
+    run = Run(ctx, cfg)
+    run.progress.publish()
+    try:
+        plan = yield from stages.plan(run)
+        if cfg.require_approval:
+            plan = yield from approval_gate(run, plan)
+        sources = yield from stages.find_sources(run, plan)
+        analysis = yield from stages.analyse(run, plan, sources)
+        checked = yield from stages.fact_check(run, analysis, sources)
+        draft = yield from stages.write(run, plan, checked, sources)
+        final = yield from stages.finalize(run, plan, sources, checked.checked, draft)
+    except (RunEnded, wf.TaskFailedError) as exc:
+        status: EndStatus = "failed"
+        if isinstance(exc, RunEnded):
+            status, reason = exc.status, exc.reason
+        else:
+            reason = f"{run.progress.stage}: {_failure_reason(exc)}"
+        failed_stage = run.progress.stage
+        yield from stages.compensate(run)
+        run.progress.state.reason = reason
+        run.progress.enter(status)
+        if not ctx.is_replaying:
+            log.warning("run ended", task_id=run.task_id, status=status, stage=failed_stage)
+        yield run.notice("outcome", f"{status}: {reason}", status=status)
+        if status == "failed":
+            # A failed run is FAILED in Dapr too, so dashboards and `dapr workflow` agree.
+            raise RuntimeError(f"research run failed at {failed_stage}: {reason}") from None
+        return Outcome(
+            task_id=run.task_id, status=status, reason=reason, usage=run.progress.state.usage
+        ).model_dump(mode="json")
+
+    run.progress.enter("completed")
+    return Outcome(
+        task_id=run.task_id,
+        status="completed",
+        report_key=final.report_key,
+        usage=run.progress.state.usage,
+        integrity=final.integrity,
+    ).model_dump(mode="json")

@@ -1,0 +1,133 @@
+"""One execution of the coordinator: what every stage needs to schedule work and wait for it."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import dapr.ext.workflow as wf
+from pydantic import BaseModel
+
+from fte import names
+from fte.agents import AnyAgent
+from fte.contracts import AgentTask, EndStatus, Notice, RunConfig, StoreInput
+from fte.coordinator.progress import ProgressTracker
+from fte.retry_policies import IO_RETRY, LLM_RETRY
+
+Flow = Generator[Any, Any, Any]
+
+
+class RunEnded(Exception):
+    """Raised inside the coordinator to stop the pipeline: rejected, cancelled or failed."""
+
+    def __init__(self, status: EndStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def cancel_reason(payload: Any) -> str:
+    if isinstance(payload, dict) and payload.get("reason"):
+        return f"cancelled: {payload['reason']}"
+    return "cancelled by user"
+
+
+def agent_task(
+    task_id: str, agent: AnyAgent, *, model: str, inputs: BaseModel, artifact: str | None = None
+) -> AgentTask:
+    return AgentTask(
+        task_id=task_id,
+        agent=agent.name,
+        model=model,
+        inputs=inputs.model_dump(mode="json"),
+        artifact=artifact,
+    )
+
+
+def ask(
+    ctx: wf.DaprWorkflowContext,
+    task_id: str,
+    agent: AnyAgent,
+    *,
+    model: str,
+    inputs: BaseModel,
+    artifact: str | None = None,
+) -> Any:
+    """Schedule `agent`'s activity; its result comes back through `agent.reply()`."""
+    return ctx.call_activity(
+        names.agent_activity(agent.name),
+        input=agent_task(task_id, agent, model=model, inputs=inputs, artifact=artifact),
+        retry_policy=LLM_RETRY,
+    )
+
+
+class Run:
+    """Per-execution state of the coordinator; rebuilt identically on every replay."""
+
+    def __init__(self, ctx: wf.DaprWorkflowContext, cfg: RunConfig) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.task_id = ctx.instance_id
+        self.started = ctx.current_utc_datetime
+        self.progress = ProgressTracker(
+            ctx, task_id=self.task_id, query=cfg.query, models=cfg.models
+        )
+        self.sub_question_ids: list[str] = []
+        self.children: list[str] = []
+        self.cancel = ctx.wait_for_external_event(names.CANCEL_EVENT)
+
+    def notice(self, kind: str, message: str, **data: Any) -> Any:
+        return self.ctx.call_activity(
+            names.NOTIFY,
+            input=Notice.model_validate(
+                {"task_id": self.task_id, "kind": kind, "message": message, "data": data}
+            ),
+            retry_policy=IO_RETRY,
+        )
+
+    def store(self, name: str, document: BaseModel | dict[str, Any]) -> Any:
+        if isinstance(document, BaseModel):
+            document = document.model_dump(mode="json")
+        return self.ctx.call_activity(
+            names.STORE_ARTIFACT,
+            input=StoreInput(task_id=self.task_id, name=name, document=document),
+            retry_policy=IO_RETRY,
+        )
+
+    def ask(
+        self, agent: AnyAgent, inputs: BaseModel, *, model: str, artifact: str | None = None
+    ) -> Any:
+        return ask(self.ctx, self.task_id, agent, model=model, inputs=inputs, artifact=artifact)
+
+    def child(self, workflow: str, role: str, payload: BaseModel) -> Any:
+        instance_id = names.child_id(self.task_id, role)
+        self.children.append(instance_id)
+        return self.ctx.call_child_workflow(
+            workflow, input=payload.model_dump(mode="json"), instance_id=instance_id
+        )
+
+    def specialist(
+        self, agent: AnyAgent, inputs: BaseModel, *, model: str, artifact: str | None = None
+    ) -> Any:
+        """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`)."""
+        task = agent_task(self.task_id, agent, model=model, inputs=inputs, artifact=artifact)
+        return self.child(names.specialist_workflow(agent.name), agent.name, task)
+
+    def wait(self, task: Any) -> Flow:
+        """Wait for `task`, sending progress check-ins on a timer and honouring `cancel`."""
+        interval = timedelta(seconds=self.cfg.progress_checkin_interval_s)
+        while True:
+            checkin = self.ctx.create_timer(interval)
+            winner = yield wf.when_any([task, self.cancel, checkin])
+            if winner is task:
+                return task.get_result()
+            if winner is self.cancel:
+                raise RunEnded("cancelled", cancel_reason(self.cancel.get_result()))
+            self.progress.checked_in()
+            yield self.notice(
+                "progress_checkin",
+                f"{self.progress.stage}: still working",
+                stage=self.progress.stage,
+                tokens=self.progress.state.usage.total_tokens,
+            )

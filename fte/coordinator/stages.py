@@ -1,0 +1,235 @@
+"""The coordinator's stages, in pipeline order, and compensation.
+
+Each stage schedules its work (an agent activity or a specialist child workflow),
+waits through `Run.wait` (check-ins, cancel), re-validates what came back, and
+records usage and progress. Business rules that belong to an agent live in the
+agent's module; the rules here are about the run as a whole.
+"""
+
+from __future__ import annotations
+
+import dapr.ext.workflow as wf
+
+from fte import artifacts, names
+from fte.agents import analyst, fact_checker, planner, writer
+from fte.contracts import (
+    CancelChildrenInput,
+    CheckedClaim,
+    DeleteInput,
+    FinalizeInput,
+    FinalizeResult,
+    QuotedSource,
+    Source,
+    SourceFinderInput,
+    SourceFinderResult,
+)
+from fte.coordinator.progress import iso
+from fte.coordinator.run import Flow, Run, RunEnded
+from fte.retry_policies import COMPENSATION_RETRY, IO_RETRY
+
+# The specialist agents the coordinator runs as child workflows of their own.
+SPECIALISTS = (analyst.AGENT, fact_checker.AGENT, writer.AGENT)
+
+
+def plan(run: Run) -> Flow:
+    run.progress.enter("planning")
+    raw = yield from run.wait(
+        run.ask(
+            planner.AGENT,
+            planner.PlannerInput(query=run.cfg.query, max_sub_questions=run.cfg.max_sub_questions),
+            model=run.cfg.models.planner,
+            artifact=artifacts.PLAN,
+        )
+    )
+    result, usage = planner.AGENT.reply(raw)
+    run.progress.add_usage(planner.AGENT.name, usage)
+    run.sub_question_ids = [q.id for q in result.sub_questions]
+    run.progress.set_sub_questions(result.sub_questions)
+    return result
+
+
+def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
+    run.progress.enter("finding_sources")
+    progress = run.progress.state
+    for item in progress.sub_questions:
+        item.state = "searching"
+    run.progress.publish()
+    tasks = [
+        run.child(
+            names.SOURCE_FINDER,
+            f"sources.{q.id}",
+            SourceFinderInput(
+                task_id=run.task_id,
+                sub_question=q,
+                corpus_dir=run.cfg.corpus_dir,
+                model=run.cfg.models.source_finder,
+                keep=run.cfg.sources_per_question,
+                candidates=run.cfg.search_candidates,
+            ),
+        )
+        for q in research_plan.sub_questions
+    ]
+    # Sub-questions report progress as each child finishes, not only at the end.
+    pending = list(tasks)
+    while pending:
+        done = yield from run.wait(wf.when_any(pending))
+        pending.remove(done)
+        result = SourceFinderResult.model_validate(done.get_result())
+        item = next(i for i in progress.sub_questions if i.id == result.sub_question_id)
+        item.state = "done"
+        item.sources = len(result.passages)
+        progress.sources_found += len(result.passages)
+        run.progress.add_usage("source_finder", result.usage)
+        run.progress.publish()
+
+    # Sub-question order, not finishing order, so source IDs never depend on timing.
+    sources = consolidate([SourceFinderResult.model_validate(t.get_result()) for t in tasks])
+    progress.sources_found = len(sources)
+    run.progress.publish()
+    if not sources:
+        raise RunEnded(
+            "failed", f"no relevant source found in {run.cfg.corpus_dir} for any sub-question"
+        )
+    yield run.store(artifacts.SOURCES, {"sources": [s.model_dump(mode="json") for s in sources]})
+    return sources
+
+
+def consolidate(results: list[SourceFinderResult]) -> list[Source]:
+    """One source per distinct passage, numbered S1, S2, ... in the order given."""
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for result in results:
+        for passage in result.passages:
+            if passage.passage_id in seen:
+                continue
+            seen.add(passage.passage_id)
+            sources.append(
+                Source(
+                    id=f"S{len(sources) + 1}",
+                    passage_id=passage.passage_id,
+                    title=passage.title,
+                    location=passage.location,
+                    text=passage.text,
+                    retrieved_at=result.retrieved_at,
+                    sub_question_id=result.sub_question_id,
+                )
+            )
+    return sources
+
+
+def analyse(run: Run, research_plan: planner.Plan, sources: list[Source]) -> Flow:
+    run.progress.enter("analysing")
+    raw = yield from run.wait(
+        run.specialist(
+            analyst.AGENT,
+            analyst.AnalystInput(
+                query=run.cfg.query,
+                sub_questions=research_plan.sub_questions,
+                sources=[QuotedSource.of(s) for s in sources],
+            ),
+            model=run.cfg.models.analyst,
+            artifact=artifacts.NOTES,
+        )
+    )
+    analysis, usage = analyst.AGENT.reply(raw)
+    run.progress.add_usage(analyst.AGENT.name, usage)
+    run.progress.state.claims = len(analysis.claims)
+    run.progress.publish()
+    if not analysis.claims:
+        raise RunEnded("failed", "the analyst extracted no claim backed by a retrieved source")
+    return analysis
+
+
+def fact_check(run: Run, analysis: analyst.Analysis, sources: list[Source]) -> Flow:
+    run.progress.enter("fact_checking")
+    raw = yield from run.wait(
+        run.specialist(
+            fact_checker.AGENT,
+            fact_checker.claims_to_check(analysis.claims, [QuotedSource.of(s) for s in sources]),
+            model=run.cfg.models.fact_checker,
+            artifact=artifacts.CLAIMS,
+        )
+    )
+    checked, usage = fact_checker.AGENT.reply(raw)
+    run.progress.add_usage(fact_checker.AGENT.name, usage)
+    if not any(c.verdict == "supported" for c in checked.checked):
+        raise RunEnded("failed", "no claim was supported by its cited sources")
+    return checked
+
+
+def write(
+    run: Run, research_plan: planner.Plan, checked: fact_checker.FactCheck, sources: list[Source]
+) -> Flow:
+    run.progress.enter("writing")
+    # The writer sees only supported claims and only the sources they cite.
+    supported = [c for c in checked.checked if c.verdict == "supported"]
+    cited = {s for c in supported for s in c.claim.source_ids}
+    raw = yield from run.wait(
+        run.specialist(
+            writer.AGENT,
+            writer.WriterInput(
+                query=run.cfg.query,
+                sub_questions=research_plan.sub_questions,
+                claims=supported,
+                sources=[
+                    writer.SourceRef(id=s.id, title=s.title, location=s.location)
+                    for s in sources
+                    if s.id in cited
+                ],
+            ),
+            model=run.cfg.models.writer,
+            artifact=artifacts.DRAFT,
+        )
+    )
+    draft, usage = writer.AGENT.reply(raw)
+    run.progress.add_usage(writer.AGENT.name, usage)
+    return draft
+
+
+def finalize(
+    run: Run,
+    research_plan: planner.Plan,
+    sources: list[Source],
+    checked: list[CheckedClaim],
+    draft: writer.WriterOutput,
+) -> Flow:
+    run.progress.enter("finalizing")
+    raw = yield from run.wait(
+        run.ctx.call_activity(
+            names.FINALIZE_REPORT,
+            input=FinalizeInput(
+                task_id=run.task_id,
+                query=run.cfg.query,
+                draft=draft.model_dump(mode="json"),
+                sources=sources,
+                checked=checked,
+                sub_questions=research_plan.sub_questions,
+                plan_rationale=research_plan.rationale,
+                policy=run.cfg.citation_policy,
+                usage_by_agent=run.progress.state.usage_by_agent,
+                stage_seconds=run.progress.stage_seconds,
+                models=run.cfg.models,
+                started_at=iso(run.started),
+                finished_at=iso(run.ctx.current_utc_datetime),
+            ),
+            retry_policy=IO_RETRY,
+        )
+    )
+    return FinalizeResult.model_validate(raw)
+
+
+def compensate(run: Run) -> Flow:
+    """Stop running children, then delete every artifact this run may have written."""
+    run.progress.enter("compensating")
+    if run.children:
+        yield run.ctx.call_activity(
+            names.CANCEL_CHILDREN,
+            input=CancelChildrenInput(instance_ids=run.children),
+            retry_policy=COMPENSATION_RETRY,
+        )
+    for stage in reversed(artifacts.run_artifact_stages(run.sub_question_ids)):
+        yield run.ctx.call_activity(
+            names.DELETE_ARTIFACTS,
+            input=DeleteInput(task_id=run.task_id, names=stage),
+            retry_policy=COMPENSATION_RETRY,
+        )

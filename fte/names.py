@@ -1,0 +1,40 @@
+"""Wire names: what the engine stores in workflow history and routes by.
+
+A run's history refers to workflows, activities and events by these strings, so a
+name here is a promise to every run in flight: renaming one strands those runs.
+Change behaviour through workflow versions (`fte.coordinator`), never by renaming.
+"""
+
+from __future__ import annotations
+
+# Workflows
+COORDINATOR = "research"
+SOURCE_FINDER = "research.source_finder"
+SPECIALIST_PREFIX = "research."
+
+# External events the coordinator waits for
+APPROVAL_EVENT = "approval"
+CANCEL_EVENT = "cancel"
+
+# Activities that are not agents
+SEARCH_SOURCES = "fte.search_sources"
+STORE_ARTIFACT = "fte.store_artifact"
+FINALIZE_REPORT = "fte.finalize_report"
+NOTIFY = "fte.notify"
+DELETE_ARTIFACTS = "fte.delete_artifacts"
+CANCEL_CHILDREN = "fte.cancel_children"
+
+
+def agent_activity(agent: str) -> str:
+    """The activity that runs one agent: `fte.agent.<agent name>`."""
+    return f"fte.agent.{agent}"
+
+
+def specialist_workflow(agent: str) -> str:
+    """The child workflow type that runs one specialist agent: `research.<agent name>`."""
+    return f"{SPECIALIST_PREFIX}{agent}"
+
+
+def child_id(task_id: str, role: str) -> str:
+    """Instance ID of a run's child workflow: `<task>.<role>`, e.g. `r1.analyst`."""
+    return f"{task_id}.{role}"

@@ -1,0 +1,101 @@
+"""Specialist child workflows: the source finder, and one workflow type per specialist agent.
+
+Each is its own workflow instance (`<task>.<role>`), so its activities, retries and
+result are visible on their own in the engine, and the coordinator can terminate it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dapr.ext.workflow as wf
+
+from fte import artifacts, names
+from fte.agents.source_finder import QUERIES, RELEVANCE, Candidate, QueriesInput, RelevanceInput
+from fte.contracts import (
+    AgentReply,
+    AgentTask,
+    SearchInput,
+    SearchResult,
+    SourceFinderInput,
+    SourceFinderResult,
+    StoreInput,
+)
+from fte.coordinator.run import Flow, ask
+from fte.retry_policies import IO_RETRY, LLM_RETRY
+
+
+def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Propose search queries (LLM), search the corpus, keep the relevant passages (LLM)."""
+    inp = SourceFinderInput.model_validate(raw)
+    question = inp.sub_question
+    queries, usage = QUERIES.reply(
+        (
+            yield ask(
+                ctx,
+                inp.task_id,
+                QUERIES,
+                model=inp.model,
+                inputs=QueriesInput(sub_question=question.text),
+            )
+        )
+    )
+    found = SearchResult.model_validate(
+        (
+            yield ctx.call_activity(
+                names.SEARCH_SOURCES,
+                input=SearchInput(
+                    corpus_dir=inp.corpus_dir, queries=queries.queries, limit=inp.candidates
+                ),
+                retry_policy=IO_RETRY,
+            )
+        )
+    )
+    kept = []
+    if found.passages:  # nothing to judge, nothing to pay for
+        judged, judge_usage = RELEVANCE.reply(
+            (
+                yield ask(
+                    ctx,
+                    inp.task_id,
+                    RELEVANCE,
+                    model=inp.model,
+                    inputs=RelevanceInput(
+                        sub_question=question.text,
+                        candidates=[
+                            Candidate(passage_id=p.passage_id, title=p.title, text=p.text)
+                            for p in found.passages
+                        ],
+                        keep=inp.keep,
+                    ),
+                )
+            )
+        )
+        usage += judge_usage
+        by_id = {p.passage_id: p for p in found.passages}
+        kept = [by_id[passage_id] for passage_id in judged.relevant_passage_ids]
+    result = SourceFinderResult(
+        sub_question_id=question.id,
+        passages=kept,
+        retrieved_at=found.retrieved_at,
+        usage=usage,
+    )
+    yield ctx.call_activity(
+        names.STORE_ARTIFACT,
+        input=StoreInput(
+            task_id=inp.task_id,
+            name=artifacts.sources_for(question.id),
+            document=result.model_dump(mode="json"),
+        ),
+        retry_policy=IO_RETRY,
+    )
+    return result.model_dump(mode="json")
+
+
+def specialist_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Run one agent's activity under the LLM retry policy; the agent is named in the input."""
+    task = AgentTask.model_validate(raw)
+    reply = yield ctx.call_activity(
+        names.agent_activity(task.agent), input=task, retry_policy=LLM_RETRY
+    )
+    return AgentReply.model_validate(reply).model_dump(mode="json")
