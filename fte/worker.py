@@ -52,18 +52,77 @@ class Registry:
     a registered function and refuses to register it again, but one process may
     serve several runtimes over its life (a restarted worker, tests). Workflows
     and activities are always called by name, so the wrapper is invisible.
+
+    A workflow whose code changes while runs may be in flight is registered under
+    named versions (`version=`), one of them `latest`. The engine records the
+    version a run started with in its history and every later replay of that run
+    uses the same version, so old runs finish on old code while new runs start on
+    the latest; a worker that lacks a run's version leaves it STALLED (not failed)
+    until a worker that has it connects. A run started before its workflow had
+    versions has none recorded and replays on the latest version, so the current
+    code must be registered as the first version before a changed one is added.
+    Small in-place changes can use `ctx.is_patched(name)` instead.
     """
 
     def __init__(self, runtime: wf.WorkflowRuntime, in_flight: _InFlight) -> None:
         self._runtime = runtime
         self._in_flight = in_flight
+        self._unversioned: set[str] = set()
+        # name -> {version: is_latest}
+        self._versions: dict[str, dict[str, bool]] = {}
 
-    def workflow(self, name: str, fn: Callable[..., Any]) -> None:
+    def workflow(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        version: str | None = None,
+        latest: bool = False,
+    ) -> None:
+        """Register `fn` as workflow `name`, or as one named `version` of it.
+
+        A name is either unversioned or versioned, never both: the SDK would
+        silently run the unversioned function for every version. Exactly one
+        version per name must be `latest` (checked by `check_complete`).
+        """
+
         def registered(ctx: Any, inp: Any = None) -> Any:
             return fn(ctx, inp)
 
-        registered.__name__ = name
-        self._runtime.register_workflow(registered, name=name)
+        registered.__name__ = name if version is None else f"{name}@{version}"
+        if version is None:
+            if latest:
+                raise ValueError(f"workflow {name!r}: latest=True needs a version")
+            if name in self._versions:
+                raise ValueError(f"workflow {name!r} is already registered with versions")
+            self._runtime.register_workflow(registered, name=name)
+            self._unversioned.add(name)
+            return
+        if not version:
+            raise ValueError(f"workflow {name!r}: the version name must not be empty")
+        if name in self._unversioned:
+            raise ValueError(f"workflow {name!r} is already registered without a version")
+        versions = self._versions.setdefault(name, {})
+        if latest and any(versions.values()):
+            current = next(v for v, is_latest in versions.items() if is_latest)
+            raise ValueError(f"workflow {name!r}: {current!r} is already the latest version")
+        # The SDK raises ValueError for a repeated version name.
+        self._runtime.register_versioned_workflow(
+            registered, name=name, version_name=version, is_latest=latest
+        )
+        versions[version] = latest
+
+    def check_complete(self) -> None:
+        """Fail if a versioned workflow has no latest version.
+
+        Without one the SDK cannot start new runs of it, and fails each with
+        "orchestrator was not registered" instead of refusing at startup.
+        """
+        for name, versions in self._versions.items():
+            if not any(versions.values()):
+                raise ValueError(
+                    f"workflow {name!r}: none of the versions {sorted(versions)} is latest"
+                )
 
     def activity(self, name: str, fn: Callable[..., Any]) -> None:
         in_flight = self._in_flight
@@ -107,7 +166,9 @@ class WorkflowWorker:
         )
         self._in_flight = _InFlight()
         self._drain_timeout_s = drain_timeout_s
-        register(Registry(self._runtime, self._in_flight))
+        registry = Registry(self._runtime, self._in_flight)
+        register(registry)
+        registry.check_complete()
         self._started = False
 
     def start(self) -> None:
