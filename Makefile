@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup sidecar run doctor test lint typecheck unit engine bench clean
+.PHONY: setup sidecar run doctor test lint typecheck unit engine wheel-test bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ typecheck: setup
 
 test: lint typecheck sidecar
 	$(BIN)/pytest
+	.ci/wheel_test
+
+# The built wheel installed into a venv outside the checkout runs the main job (offline).
+wheel-test: sidecar
+	.ci/wheel_test
 
 bench: sidecar
 	$(BIN)/python benchmarks/runtime_start.py

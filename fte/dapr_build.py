@@ -1,7 +1,8 @@
 """Build the Dapr runtime binaries from the pinned Go module and cache them.
 
 The binaries (daprd, placement, scheduler) are built from `sidecar/`, a Go
-module that requires `github.com/dapr/dapr`. They are installed into
+module that requires `github.com/dapr/dapr` (shipped in the package as
+`fte/dapr_sidecar`, so an installed wheel can build it too). They are installed into
 `<cache>/dapr/<version>-<wrapper hash>/` outside the repository, so every
 clone and CI run on a machine reuses one build; a change to the version or to
 any file of the wrapper module produces a new hash and therefore a rebuild.
@@ -20,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fte import package_path
 from fte.errors import SidecarBuildError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SIDECAR_MODULE = PROJECT_ROOT / "sidecar"
+# The Go module ships inside the package (fte/dapr_sidecar -> ../sidecar in the checkout) with
+# the same relative paths, so the checkout and an installed wheel hash to one build directory.
+SIDECAR_MODULE = package_path("dapr_sidecar")
 ROLES = ("daprd", "placement", "scheduler")
 _READY_MARKER = "BUILD_OK"
 _GO_META = ("go.mod", "go.sum")

@@ -37,13 +37,14 @@ from typing import IO, Any
 
 import structlog
 
-from fte.dapr_build import PROJECT_ROOT, SidecarBinaries, find_binaries
+from fte import package_path
+from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
 
 log = structlog.get_logger(__name__)
 
 APP_ID = "fte"
-DEFAULT_COMPONENTS_DIR = PROJECT_ROOT / "components" / "local"
+DEFAULT_COMPONENTS_DIR = package_path("components", "local")
 STACK_RECORD = "stack.json"
 PORTS_RECORD = "ports.json"
 LOCK_FILE = "stack.lock"

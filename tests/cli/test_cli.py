@@ -18,8 +18,8 @@ import pytest
 
 from fte import artifacts
 from fte.cli import main
-from fte.dapr_build import PROJECT_ROOT
 from fte.dapr_stack import live_stack
+from tests.support import PROJECT_ROOT
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.engine

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fte import dapr_build
-from fte.dapr_build import PROJECT_ROOT, find_binaries
+from fte.dapr_build import find_binaries
 from fte.dapr_stack import (
     STACK_RECORD,
     EmbeddedStack,
@@ -21,6 +21,7 @@ from fte.dapr_stack import (
     external_endpoint,
 )
 from fte.errors import DataDirInUseError, SidecarBuildError
+from tests.support import PROJECT_ROOT
 from tests.support.processes import wait_for
 
 # A stand-in for a leftover runtime process: its /proc cmdline starts with sys.executable.

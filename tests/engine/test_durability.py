@@ -13,8 +13,9 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.dapr_build import PROJECT_ROOT, find_binaries
+from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
+from tests.support import PROJECT_ROOT
 from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.engine

@@ -14,9 +14,10 @@ import pytest
 
 from fte.client import ResearchClient
 from fte.contracts import RunConfig
-from fte.dapr_build import PROJECT_ROOT, find_binaries
+from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
+from tests.support import PROJECT_ROOT
 from tests.support.processes import stop, wait_for
 from tests.support.scripted_llm import (
     ANALYST,
