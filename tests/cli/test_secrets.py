@@ -45,7 +45,7 @@ def test_api_key_never_reaches_logs_reports_or_state(tmp_path: Path) -> None:
     ]
     starts = [e for e in events if e.get("event") == "activity.start"]
     assert {e["task_id"] for e in starts} == {"secret-run"}
-    assert {"plan_research", "analyse", "write_draft"} <= {e["activity"] for e in starts}
+    assert {"planner", "analyst", "writer"} <= {e["activity"] for e in starts}
     assert any(e.get("workflow_id", "").startswith("secret-run.") for e in starts)
     calls = [e for e in events if e.get("event") == "llm.call"]
     assert calls and all(e["http_attempts"] >= 1 for e in calls)

@@ -11,6 +11,7 @@ import pytest
 import respx
 import structlog
 
+from fte.agents.writer import WriterInput
 from fte.client import ResearchClient
 from fte.contracts import ApprovalDecision, RunConfig
 from fte.dapr_stack import EmbeddedStack
@@ -94,8 +95,8 @@ def test_happy_path_four_sub_questions(
 def test_writer_citing_a_source_that_was_not_retrieved_is_caught(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
-    def writer_with_bad_citations(prompt: str) -> Any:
-        draft = default_writer(prompt)
+    def writer_with_bad_citations(inputs: WriterInput) -> Any:
+        draft = default_writer(inputs)
         draft["sections"].append(
             {
                 "heading": "Invented",
@@ -124,8 +125,8 @@ def test_writer_citing_a_source_that_was_not_retrieved_is_caught(
 def test_mark_policy_keeps_violations_visible(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
-    def writer(prompt: str) -> Any:
-        draft = default_writer(prompt)
+    def writer(inputs: WriterInput) -> Any:
+        draft = default_writer(inputs)
         draft["sections"][0]["paragraphs"].append(
             {"text": "Dubious.", "claim_ids": [], "source_ids": ["S99"]}
         )

@@ -1,10 +1,11 @@
 """A scripted OpenAI-compatible model for pipeline tests, at the HTTP layer.
 
-Each agent is recognised by the JSON-schema name its request asks for, and
-answered by a handler that reads the rendered prompt (source, passage and claim
-blocks) the way a model would. Tests override single agents to inject failures
-(a status code, invalid JSON) or to script specific outputs, and read `calls`
-to count exactly which requests the "model" received.
+Each request is matched to its agent by the JSON-schema name it asks for, and the
+agent's typed input is read back from the `<input>` block its prompt quotes (one
+generic decoder, `Agent.inputs_from_prompt`). Handlers are functions of that typed
+input. Tests override single agents to inject failures (a status code, invalid
+JSON) or to script specific outputs, and read `calls` to count exactly which
+requests the "model" received.
 
 The same object serves two ways: as a respx side effect for workers running in
 the test process, and as a loopback HTTP server (`serve()`) for worker
@@ -14,7 +15,6 @@ processes that the test starts and kills.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,14 +24,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
-PLANNER = "PlannerOutput"
-QUERIES = "SearchQueries"
-RELEVANCE = "RelevanceJudgement"
-ANALYST = "AnalystOutput"
-FACT_CHECK = "FactCheckOutput"
-WRITER = "WriterOutput"
+from fte.agents import all_agents, analyst, fact_checker, planner, source_finder, writer
+from fte.text import sentences
+from tests.support.openai_responses import completion_body
+
+PLANNER = planner.AGENT.name
+QUERIES = source_finder.QUERIES.name
+RELEVANCE = source_finder.RELEVANCE.name
+ANALYST = analyst.AGENT.name
+FACT_CHECK = fact_checker.AGENT.name
+WRITER = writer.AGENT.name
 ALL_AGENTS = (PLANNER, QUERIES, RELEVANCE, ANALYST, FACT_CHECK, WRITER)
+_BY_SCHEMA = {agent.output_model.__name__: agent for agent in all_agents().values()}
 
 
 @dataclass(frozen=True)
@@ -44,79 +50,65 @@ class Reply:
     headers: dict[str, str] | None = None
 
 
-Handler = Callable[[str], Any]  # user prompt -> output object, or a Reply
-
-_SOURCE = re.compile(
-    r'<source id="(?P<id>[^"]+)">\ntitle: [^\n]*\nlocation: [^\n]*\n(?P<text>.*?)\n</source>', re.S
-)
-_PASSAGE = re.compile(r'<passage passage_id="(?P<id>[^"]+)">')
-_CHECK_CLAIM = re.compile(r'<claim id="(?P<id>[^"]+)">\n(?P<text>.*?)\n</claim>', re.S)
-_WRITER_CLAIM = re.compile(
-    r'<claim id="(?P<id>[^"]+)" verdict="(?P<verdict>[^"]+)" sources="(?P<sources>[^"]*)"[^>]*>'
-)
-_QUESTION = re.compile(r"<question>\n(?P<text>.*?)\n</question>", re.S)
+Handler = Callable[[Any], Any]  # typed agent input -> output (model or dict), or a Reply
 
 
 def first_sentence(text: str) -> str:
-    body = " ".join(line for line in text.splitlines() if line and not line.startswith("#"))
-    return re.split(r"(?<=[.!?])\s", body.strip(), maxsplit=1)[0]
+    found = sentences(text)
+    return found[0].raw if found else text.strip()
 
 
 def default_planner(sub_questions: list[str]) -> Handler:
-    return lambda prompt: {"sub_questions": sub_questions, "rationale": "scripted plan"}
+    return lambda inputs: {"sub_questions": sub_questions, "rationale": "scripted plan"}
 
 
-def default_queries(prompt: str) -> Any:
-    match = _QUESTION.search(prompt)
-    return {"queries": [match["text"] if match else "workflow"]}
+def default_queries(inputs: source_finder.QueriesInput) -> Any:
+    return {"queries": [inputs.sub_question]}
 
 
-def default_relevance(prompt: str) -> Any:
-    return {"relevant_passage_ids": _PASSAGE.findall(prompt), "notes": "all candidates kept"}
+def default_relevance(inputs: source_finder.RelevanceInput) -> Any:
+    return {
+        "relevant_passage_ids": [c.passage_id for c in inputs.candidates],
+        "notes": "all candidates kept",
+    }
 
 
-def default_analyst(prompt: str) -> Any:
+def default_analyst(inputs: analyst.AnalystInput) -> Any:
     """One claim per source: its first sentence, citing that source."""
     return {
         "claims": [
-            {"text": first_sentence(m["text"]), "source_ids": [m["id"]], "sub_question_id": None}
-            for m in _SOURCE.finditer(prompt)
+            {"text": first_sentence(s.text), "source_ids": [s.id], "sub_question_id": None}
+            for s in inputs.sources
         ],
         "summary": "scripted analysis",
     }
 
 
-def default_fact_check(prompt: str) -> Any:
+def default_fact_check(inputs: fact_checker.FactCheckInput) -> Any:
     """Supported, quoting the claim itself when a cited passage contains it verbatim."""
     verdicts = []
-    blocks = re.split(r"(?=<claim id=)", prompt)
-    for block in blocks:
-        claim = _CHECK_CLAIM.search(block)
-        if claim is None:
-            continue
-        holder = next(
-            (s["id"] for s in _SOURCE.finditer(block) if claim["text"] in s["text"]), None
-        )
+    for claim in inputs.claims:
+        holder = next((s.id for s in claim.cited_sources if claim.text in s.text), None)
         verdicts.append(
             {
-                "claim_id": claim["id"],
+                "claim_id": claim.id,
                 "verdict": "supported" if holder else "unsupported",
-                "evidence": claim["text"] if holder else "",
+                "evidence": claim.text if holder else "",
                 "evidence_source_id": holder,
             }
         )
     return {"verdicts": verdicts}
 
 
-def default_writer(prompt: str) -> Any:
+def default_writer(inputs: writer.WriterInput) -> Any:
     paragraphs = [
         {
-            "text": f"Finding {m['id']}.",
-            "claim_ids": [m["id"]],
-            "source_ids": [s.strip() for s in m["sources"].split(",") if s.strip()],
+            "text": f"Finding {checked.claim.id}.",
+            "claim_ids": [checked.claim.id],
+            "source_ids": checked.claim.source_ids,
         }
-        for m in _WRITER_CLAIM.finditer(prompt)
-        if m["verdict"] == "supported"
+        for checked in inputs.claims
+        if checked.verdict == "supported"
     ]
     return {
         "title": "Scripted report",
@@ -127,7 +119,7 @@ def default_writer(prompt: str) -> Any:
 
 class ScriptedLLM:
     def __init__(self, sub_questions: list[str], **overrides: Handler | list[Any]) -> None:
-        """`overrides` maps an agent (schema name) to a handler, or to a list of replies
+        """`overrides` maps an agent name to a handler, or to a list of replies
         or handlers consumed one per call (the last one repeats)."""
         self.handlers: dict[str, Handler | list[Any]] = {
             PLANNER: default_planner(sub_questions),
@@ -156,8 +148,10 @@ class ScriptedLLM:
     # -- the model -------------------------------------------------------------
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-        schema = body["response_format"]["json_schema"]["name"]
+        agent = _BY_SCHEMA[body["response_format"]["json_schema"]["name"]]
+        schema = agent.name
         prompt = body["messages"][1]["content"]
+        inputs = agent.inputs_from_prompt(prompt)
         with self._lock:
             self.calls[schema] += 1
             self.prompts[schema].append(prompt)
@@ -170,9 +164,11 @@ class ScriptedLLM:
         if isinstance(handler, list):
             result = handler[min(call_number, len(handler)) - 1]
             if callable(result):
-                result = result(prompt)
+                result = result(inputs)
         else:
-            result = handler(prompt)
+            result = handler(inputs)
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
         reply = result if isinstance(result, Reply) else Reply(200, result)
         with self._lock:
             self.statuses[schema].append(reply.status)
@@ -182,24 +178,13 @@ class ScriptedLLM:
         words = len(prompt.split())
         return (
             200,
-            {
-                "id": f"chatcmpl-{schema}-{call_number}",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", "scripted"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": content},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": words,
-                    "completion_tokens": len(content.split()),
-                    "total_tokens": words + len(content.split()),
-                },
-            },
+            completion_body(
+                content,
+                prompt_tokens=words,
+                completion_tokens=len(content.split()),
+                model=body.get("model", "scripted"),
+                completion_id=f"chatcmpl-{schema}-{call_number}",
+            ),
             {},
         )
 

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import respx
 
+from tests.support.openai_responses import completion_body, error_body
+
 OPENAI_CHAT_URL = "https://api.openai.com/v1/chat/completions"
 
 Step = httpx.Response | Exception
@@ -21,24 +23,9 @@ def completion(
     """A 200 chat completion whose message content is `content`."""
     return httpx.Response(
         200,
-        json={
-            "id": "chatcmpl-test",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "test-model",
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": content},
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        },
+        json=completion_body(
+            content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        ),
     )
 
 
@@ -55,8 +42,7 @@ def api_error(
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """An error response shaped like OpenAI's: {"error": {message, type, code, param}}."""
-    body = {"error": {"message": message, "type": type, "code": code, "param": None}}
-    return httpx.Response(status, json=body, headers=headers)
+    return httpx.Response(status, json=error_body(message, type=type, code=code), headers=headers)
 
 
 class Script:
