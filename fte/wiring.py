@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 
-from fte import activities, names
+from fte import activities, coordinator, names
 from fte.activities import ActivityDeps, Notifier, cached_corpus
 from fte.agents import offline_model
 from fte.artifacts import ArtifactStore
-from fte.coordinator import research_workflow
+from fte.coordinator import CoordinatorFn
 from fte.coordinator.stages import SPECIALISTS
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
 from fte.dapr_stack import RuntimeEndpoint
 from fte.llm import LLMClient, LLMConfig, Model
 from fte.specialists import source_finder_workflow, specialist_workflow
-from fte.worker import Registry, WorkflowWorker
+from fte.worker import Registrar, Registry, WorkflowWorker
 
 
-def register(registry: Registry) -> None:
+def register(
+    registry: Registry,
+    *,
+    coordinator_versions: Mapping[str, CoordinatorFn] = coordinator.VERSIONS,
+    latest: str = coordinator.LATEST,
+) -> None:
     """Every workflow and activity of a research run, under its wire name (`fte.names`)."""
-    registry.workflow(names.COORDINATOR, research_workflow)
+    for version, workflow in coordinator_versions.items():
+        registry.workflow(names.COORDINATOR, workflow, version=version, latest=version == latest)
     registry.workflow(names.SOURCE_FINDER, source_finder_workflow)
     for agent in SPECIALISTS:
         registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
@@ -44,6 +50,7 @@ def research_worker(
     http_client: httpx.Client | None = None,
     offline: bool = False,
     max_concurrent_activities: int | None = None,
+    registrar: Registrar = register,
 ) -> Iterator[WorkflowWorker]:
     """Serve the research workflows and activities on `endpoint` until the block exits."""
     model: Model
@@ -72,7 +79,7 @@ def research_worker(
         with WorkflowWorker(
             host=endpoint.host,
             port=endpoint.grpc_port,
-            register=register,
+            register=registrar,
             max_concurrent_activities=max_concurrent_activities,
         ) as worker:
             yield worker

@@ -16,6 +16,7 @@ partial artifacts in reverse order.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -76,3 +77,14 @@ def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
         usage=run.progress.state.usage,
         integrity=final.integrity,
     ).model_dump(mode="json")
+
+
+CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
+
+# Every version of the coordinator that a run in flight may have started on. The engine
+# records a run's version in its history and replays it on that version only, so a
+# changed coordinator is added here as a new version, made LATEST, and the old one is
+# removed only once no run that started on it is unfinished. (A worker without a run's
+# version leaves that run STALLED until one with it connects; nothing is lost.)
+VERSIONS: Mapping[str, CoordinatorFn] = {"v1": research_workflow}
+LATEST = "v1"
