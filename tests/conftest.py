@@ -27,6 +27,15 @@ def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedde
     stack.stop()
 
 
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    """A started stack of the test's own, so no other worker can take its work items."""
+    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
+    stack.start()
+    yield stack
+    stack.stop()
+
+
 @pytest.fixture(scope="session")
 def dapr_stack(embedded_stack: EmbeddedStack) -> RuntimeEndpoint:
     assert embedded_stack.endpoint is not None

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
-from tests.support import PROJECT_ROOT
-from tests.support.processes import stop, wait_for
+from tests.support.processes import LoggedProcess, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -28,41 +22,20 @@ def _executions(count_dir: Path, key: str) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """`python -m tests.engine.probe_app` in its own process, as a deployed worker would run."""
 
     def __init__(self, endpoint: RuntimeEndpoint, tmp: Path, name: str) -> None:
-        self.ready_file = tmp / f"{name}.ready"
-        self.log_path = tmp / f"{name}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
+        ready_file = tmp / f"{name}.ready"
+        super().__init__(
             [
                 sys.executable, "-m", "tests.engine.probe_app",
                 "--host", str(endpoint.host), "--port", str(endpoint.grpc_port),
-                "--ready-file", str(self.ready_file),
+                "--ready-file", str(ready_file),
             ],
-            cwd=PROJECT_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            tmp / f"{name}.log",
         )  # fmt: skip
-        wait_for(self.ready_file.exists, f"worker {name} to connect", timeout=60)
-
-    def sigkill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        stop(self.proc)
-        self._log.close()
-
-
-@pytest.fixture
-def private_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    """A stack of the test's own, so no other worker can pick up its work items."""
-    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
-    stack.start()
-    yield stack
-    stack.stop()
+        wait_for(lambda: self.alive() and ready_file.exists(), f"worker {name}", timeout=60)
 
 
 def _client(endpoint: RuntimeEndpoint) -> wf.DaprWorkflowClient:

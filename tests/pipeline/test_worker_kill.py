@@ -4,21 +4,16 @@ without repeating the planner and source-finder LLM calls."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fte.client import ResearchClient
 from fte.contracts import RunConfig
-from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
-from tests.support import PROJECT_ROOT
-from tests.support.processes import stop, wait_for
+from tests.support.processes import LoggedProcess, wait_for
 from tests.support.scripted_llm import (
     ANALYST,
     FACT_CHECK,
@@ -32,7 +27,7 @@ from tests.support.scripted_llm import (
 pytestmark = pytest.mark.engine
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """`python -m fte worker` attached to a given sidecar, as an operator would run it."""
 
     def __init__(self, endpoint: RuntimeEndpoint, llm_url: str, log_path: Path) -> None:
@@ -44,46 +39,23 @@ class WorkerProcess:
             "OPENAI_API_KEY": TEST_KEY,
         }
         env.pop("DAPR_GRPC_ENDPOINT", None)
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fte", "worker"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__([sys.executable, "-m", "fte", "worker"], log_path, env=env)
+        wait_for(
+            lambda: self.alive() and "serving research runs" in self.log(),
+            "the worker to start",
+            timeout=60,
         )
-
-        def serving() -> bool:
-            assert self.proc.poll() is None, log_path.read_text()
-            return "serving research runs" in log_path.read_text()
-
-        wait_for(serving, "the worker to start", timeout=60)
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        stop(self.proc)
-        self._log.close()
-
-
-@pytest.fixture
-def private_stack(tmp_path: Path) -> Iterator[RuntimeEndpoint]:
-    # Its own sidecar, so the session's in-process worker cannot take the work items.
-    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
-    yield stack.start()
-    stack.stop()
 
 
 def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
-    private_stack: RuntimeEndpoint, corpus: Path, tmp_path: Path
+    private_stack: EmbeddedStack, corpus: Path, tmp_path: Path
 ) -> None:
+    endpoint = private_stack.endpoint
+    assert endpoint is not None
     llm = ScriptedLLM(SUB_QUESTIONS)
     release = llm.hold(ANALYST)
-    with llm.serve() as llm_url, ResearchClient(private_stack) as research:
-        first = WorkerProcess(private_stack, llm_url, tmp_path / "worker-1.log")
+    with llm.serve() as llm_url, ResearchClient(endpoint) as research:
+        first = WorkerProcess(endpoint, llm_url, tmp_path / "worker-1.log")
         second = None
         try:
             task_id = research.start(
@@ -91,10 +63,10 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
                 "kill-during-analyst",
             )
             assert llm.arrived[ANALYST].wait(timeout=120), "analyst stage never started"
-            first.kill()
+            first.sigkill()
             before = dict(llm.calls)
 
-            second = WorkerProcess(private_stack, llm_url, tmp_path / "worker-2.log")
+            second = WorkerProcess(endpoint, llm_url, tmp_path / "worker-2.log")
             release.set()
             snap = research.wait(task_id, timeout_s=120)
         finally:
@@ -114,7 +86,7 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
         FACT_CHECK: 1,
         WRITER: 1,
     }
-    report = research_report_sources(private_stack, task_id)
+    report = research_report_sources(endpoint, task_id)
     assert report, "the completed run has a report with sources"
 
 
