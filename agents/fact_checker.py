@@ -98,7 +98,7 @@ def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
         if v is None:
             checked.append(CheckedClaim(claim=claim, verdict="unsupported", evidence=""))
             continue
-        verdict = v.verdict
+        verdict, evidence = v.verdict, v.evidence
         evidence_source = v.evidence_source_id if v.evidence_source_id in texts else None
         if verdict == "supported":
             # "Supported" must rest on a quote that really is in one of the claim's own
@@ -106,14 +106,15 @@ def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
             quote = normalise_quote(v.evidence)
             holders = [s for s, text in texts.items() if quote and quote in text]
             if not holders:
-                verdict = "unsupported"
+                # Nor is its quote: the report would show it as a passage of a source.
+                verdict, evidence, evidence_source = "unsupported", "", None
             elif evidence_source not in holders:
                 evidence_source = holders[0]
         checked.append(
             CheckedClaim(
                 claim=claim,
                 verdict=verdict,
-                evidence=v.evidence,
+                evidence=evidence,
                 evidence_source_id=evidence_source,
             )
         )

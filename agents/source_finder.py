@@ -38,10 +38,17 @@ class SearchQueries(BaseModel):
     )
 
 
-def queries_rules(inputs: QueriesInput, output: SearchQueries) -> SearchQueries:
+class CheckedQueries(Contract):
+    """The queries to search: the sub-question itself, then the model's, without duplicates."""
+
+    # One more than the model may write: the sub-question is always searched too.
+    queries: list[str] = Field(max_length=MAX_QUERIES + 1)
+
+
+def queries_rules(inputs: QueriesInput, output: SearchQueries) -> CheckedQueries:
     # The sub-question itself is always searched too: a poor query list cannot hide it.
     queries = [collapse(q) for q in [inputs.sub_question, *output.queries] if q.strip()]
-    return SearchQueries(queries=ordered_unique(queries)[: MAX_QUERIES + 1])
+    return CheckedQueries(queries=ordered_unique(queries)[: MAX_QUERIES + 1])
 
 
 def offline_queries(inputs: QueriesInput) -> SearchQueries:
@@ -70,7 +77,7 @@ QUERIES = Agent(
     prompt="source_finder_queries",
     input_model=QueriesInput,
     output_model=SearchQueries,
-    result_model=SearchQueries,
+    result_model=CheckedQueries,
     rules=queries_rules,
     offline=offline_queries,
 )
