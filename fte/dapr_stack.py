@@ -29,7 +29,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -157,6 +157,30 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
             return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+# What the Dapr processes may see of our environment. An allow-list, not a deny-list: the
+# launcher's environment holds the LLM key (OPENAI_API_KEY, a key in OPENAI_BASE_URL) and
+# whatever other credentials the user exported, and the embedded stack needs none of them.
+# DAPR_* stays: daprd reads DAPR_API_TOKEN (and its other settings) from there.
+_RUNTIME_ENV_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LANGUAGE",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "NAMESPACE",
+        "GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK",
+    }
+)  # fmt: skip
+_RUNTIME_ENV_PREFIXES = ("LC_", "DAPR_")
+
+
+def runtime_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment placement, scheduler and daprd are started with."""
+    source = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in source.items()
+        if name in _RUNTIME_ENV_NAMES or name.startswith(_RUNTIME_ENV_PREFIXES)
+    }
 
 
 _PR_SET_PDEATHSIG = 1
@@ -395,6 +419,7 @@ class EmbeddedStack:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            env=runtime_environment(),
             process_group=process_group,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
