@@ -46,7 +46,7 @@ from fte.contracts import (
     TokenUsage,
 )
 from fte.errors import FteError, LLMTransientError
-from fte.llm import Model
+from fte.llm import ModelRouter
 from fte.report import Report, number_sources, render_markdown
 from fte.sources import LocalCorpus, SourceProvider, corpus_fingerprint
 
@@ -75,20 +75,21 @@ class Notifier:
 
 @dataclass
 class ActivityDeps:
-    model: Model
+    models: ModelRouter
     store: ArtifactStore
     notifier: Notifier
     corpus: Callable[[str], SourceProvider]
     workflow_client: wf.DaprWorkflowClient | None = None
-    llm_endpoint: str = ""
 
 
 _deps: ActivityDeps | None = None
 
 
-def configure(deps: ActivityDeps) -> None:
+def configure(deps: ActivityDeps | None) -> ActivityDeps | None:
+    """Set the process's activity dependencies; returns the ones they replace."""
     global _deps
-    _deps = deps
+    previous, _deps = _deps, deps
+    return previous
 
 
 def deps() -> ActivityDeps:
@@ -160,7 +161,8 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         task = AgentTask.model_validate(raw)
         _log_attempt(ctx, agent.name, task.task_id)
         d = deps()
-        run = agent.run(d.model, task.model, agent.input_model.model_validate(task.inputs))
+        model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
+        run = agent.run(model, task.model, agent.input_model.model_validate(task.inputs))
         result = run.result.model_dump(mode="json")
         if task.artifact is not None:
             d.store.put(task.task_id, task.artifact, result)
@@ -218,7 +220,7 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         models=inp.models,
         started_at=inp.started_at,
         finished_at=inp.finished_at,
-        llm_endpoint=deps().llm_endpoint,
+        llm_endpoint=inp.endpoint.describe(),
     )
     document = report.model_dump(mode="json")
     document["markdown"] = render_markdown(report)

@@ -262,9 +262,7 @@ def _cmd_research(args: argparse.Namespace) -> int:
     choice = choose_model(settings)
     task_id = validate_task_id(args.task_id)
     validate_out_dir(settings.out_dir)
-    config = build_config(
-        settings, query=args.query, models=choice.models, approve_plan=args.approve_plan
-    )
+    config = build_config(settings, query=args.query, choice=choice, approve_plan=args.approve_plan)
     if choice.offline:
         _say(
             "OFFLINE MODEL: no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); using the "

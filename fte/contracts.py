@@ -123,12 +123,31 @@ class AgentModels(Contract):
 CitationPolicy = Literal["remove", "mark"]
 
 
+class ModelEndpoint(Contract):
+    """Which model server a run's agents call.
+
+    Part of the run's input, so every activity of the run uses it whichever worker runs
+    it. Never a secret: no key, and a base URL without credentials.
+    """
+
+    offline: bool = False
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, no credentials; None: OpenAI's."
+    )
+
+    def describe(self) -> str:
+        if self.offline:
+            return "the built-in offline extractive model (no LLM configured)"
+        return f"OpenAI-compatible server {self.base_url or 'https://api.openai.com/v1'}"
+
+
 class RunConfig(Contract):
     """Everything a research run needs, passed in as workflow input so replays see it unchanged."""
 
     query: str = Field(min_length=1)
     corpus_dir: str
     models: AgentModels = Field(default_factory=AgentModels)
+    endpoint: ModelEndpoint = Field(default_factory=ModelEndpoint)
     require_approval: bool = False
     approval_timeout_s: float = Field(default=3600.0, gt=0)
     approval_reminder_interval_s: float = Field(default=600.0, gt=0)
@@ -221,6 +240,7 @@ class SourceFinderInput(Contract):
     task_id: str
     sub_question: SubQuestion
     corpus_dir: str
+    endpoint: ModelEndpoint
     model: str
     keep: int = Field(description="Passages to keep at most.")
     candidates: int = Field(description="Passages to retrieve and judge.")
@@ -268,6 +288,7 @@ class AgentTask(Contract):
     task_id: str
     agent: str
     model: str
+    endpoint: ModelEndpoint = Field(default_factory=ModelEndpoint)
     inputs: dict[str, Any] = Field(description="The agent's input model, as JSON.")
     artifact: str | None = Field(
         default=None, description="Store the checked result under this artifact name."
@@ -313,6 +334,7 @@ class FinalizeInput(Contract):
     usage_by_agent: dict[str, TokenUsage]
     stage_seconds: dict[str, float]
     models: AgentModels
+    endpoint: ModelEndpoint
     started_at: str
     finished_at: str
 

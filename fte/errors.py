@@ -79,6 +79,14 @@ class LLMTransientError(LLMError):
     retryable = True
 
 
+class ModelUnavailableError(LLMTransientError):
+    """This worker cannot serve the run's model server (no credentials for it).
+
+    Transient on purpose: the engine retries the activity, and another worker with the
+    run's configuration may take the retry; this worker never answers with another model.
+    """
+
+
 class LLMPermanentError(LLMError):
     """Retrying the same request cannot succeed; a person has to change something first."""
 
@@ -97,6 +105,20 @@ class LLMQuotaError(LLMPermanentError):
 
 class LLMOutputError(LLMPermanentError):
     """The model's output did not match the expected JSON schema, even after one repair call."""
+
+
+class LLMResponseTooLargeError(LLMPermanentError):
+    """The server's answer is larger than `llm_max_response_bytes`; the same request would be too.
+
+    Refused while reading, before it can reach a state store or a gRPC message.
+    """
+
+
+class LLMDeadlineError(LLMTransientError):
+    """No complete answer within the request or attempt deadline (a stalled or trickling server).
+
+    Transient: the workflow's retry policy may run the attempt again later.
+    """
 
 
 class CorpusError(UsageError):

@@ -28,7 +28,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from fte.contracts import TokenUsage
+from fte.contracts import ModelEndpoint, TokenUsage
 from fte.errors import (
     FteError,
     LLMAuthError,
@@ -38,6 +38,7 @@ from fte.errors import (
     LLMQuotaError,
     LLMRequestError,
     LLMTransientError,
+    ModelUnavailableError,
 )
 
 if TYPE_CHECKING:
@@ -152,6 +153,53 @@ class FunctionModel:
 
     def close(self) -> None:
         pass
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`url` with any `user:password@` removed: what may be stored, shown or compared."""
+    if url is None:
+        return None
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
+
+
+class ModelRouter:
+    """The models one worker can serve, chosen per run by the run's own `ModelEndpoint`.
+
+    The offline model is always available; a server only with this worker's configuration
+    for it. A run whose server this worker has no credentials for gets a retryable
+    `ModelUnavailableError`, never another model's answer.
+    """
+
+    def __init__(self, *, offline: Model, server: Model | None, server_url: str | None) -> None:
+        self._offline = offline
+        self._server = server
+        self._server_url = without_credentials(server_url)
+
+    def for_endpoint(self, endpoint: ModelEndpoint, *, agent: str, model: str) -> Model:
+        if endpoint.offline:
+            return self._offline
+        if self._server is not None and endpoint.base_url == self._server_url:
+            return self._server
+        wanted = endpoint.describe()
+        has = (
+            f"only {ModelEndpoint(base_url=self._server_url).describe()}"
+            if self._server is not None
+            else "no model server configured"
+        )
+        raise ModelUnavailableError(
+            f"{agent}: this worker cannot serve the run's model ({wanted}; it has {has}); "
+            "start `fte worker` with that run's OPENAI_BASE_URL and OPENAI_API_KEY",
+            agent=agent,
+            model=model,
+            status_code=None,
+            attempts=0,
+        )
+
+    def close(self) -> None:
+        self._offline.close()
+        if self._server is not None:
+            self._server.close()
 
 
 def estimate_tokens(text: str) -> int:

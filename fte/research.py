@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from fte.config import FteSettings
-from fte.contracts import OFFLINE_MODEL, AgentModels, RunConfig
+from fte.contracts import OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
 from fte.errors import UsageError
-from fte.llm import LLMConfig
+from fte.llm import LLMConfig, without_credentials
 from fte.sources import LocalCorpus
 
 MAX_QUERY_CHARS = 2000
@@ -67,6 +67,13 @@ class ModelChoice:
     offline: bool
     models: AgentModels
 
+    @property
+    def endpoint(self) -> ModelEndpoint:
+        """What a run records as its model server (no credentials)."""
+        if self.offline:
+            return ModelEndpoint(offline=True)
+        return ModelEndpoint(base_url=without_credentials(self.config.base_url))
+
 
 def choose_model(settings: FteSettings) -> ModelChoice:
     """The offline model unless an OpenAI-compatible server is configured (or --offline)."""
@@ -85,12 +92,13 @@ def choose_model(settings: FteSettings) -> ModelChoice:
 
 
 def build_config(
-    settings: FteSettings, *, query: str, models: AgentModels, approve_plan: bool
+    settings: FteSettings, *, query: str, choice: ModelChoice, approve_plan: bool
 ) -> RunConfig:
     return RunConfig(
         query=validate_query(query),
         corpus_dir=str(validate_corpus(settings.corpus)),
-        models=models,
+        models=choice.models,
+        endpoint=choice.endpoint,
         require_approval=approve_plan,
         approval_timeout_s=settings.approval_timeout_s,
         approval_reminder_interval_s=settings.approval_reminder_interval_s,

@@ -35,6 +35,7 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
                 ctx,
                 inp.task_id,
                 QUERIES,
+                endpoint=inp.endpoint,
                 model=inp.model,
                 inputs=QueriesInput(sub_question=question.text),
             )
@@ -59,6 +60,7 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
                     ctx,
                     inp.task_id,
                     RELEVANCE,
+                    endpoint=inp.endpoint,
                     model=inp.model,
                     inputs=RelevanceInput(
                         sub_question=question.text,

@@ -15,7 +15,7 @@ from fte.coordinator import CoordinatorFn
 from fte.coordinator.stages import SPECIALISTS
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
 from fte.dapr_stack import RuntimeEndpoint
-from fte.llm import LLMClient, LLMConfig, Model
+from fte.llm import LLMClient, LLMConfig, Model, ModelRouter
 from fte.specialists import source_finder_workflow, specialist_workflow
 from fte.worker import Registrar, Registry, WorkflowWorker
 
@@ -36,12 +36,6 @@ def register(
         registry.activity(name, activity)
 
 
-def describe_llm(config: LLMConfig, *, offline: bool) -> str:
-    if offline:
-        return "the built-in offline extractive model (no LLM configured)"
-    return f"OpenAI-compatible server {config.base_url or 'https://api.openai.com/v1'}"
-
-
 @contextlib.contextmanager
 def research_worker(
     endpoint: RuntimeEndpoint,
@@ -52,27 +46,32 @@ def research_worker(
     max_concurrent_activities: int | None = None,
     registrar: Registrar = register,
 ) -> Iterator[WorkflowWorker]:
-    """Serve the research workflows and activities on `endpoint` until the block exits."""
-    model: Model
+    """Serve the research workflows and activities on `endpoint` until the block exits.
+
+    Every run says which model server it uses (`RunConfig.endpoint`); this worker serves
+    the offline model to any run, and `llm_config`'s server (unless `offline`) to runs
+    that name it.
+    """
+    server: Model | None = None
     owned_http: httpx.Client | None = None
-    if offline:
-        model = offline_model()
-    else:
+    if not offline:
         # An explicit httpx client (not the SDK's default) keeps one connection pool per
         # worker and is what HTTP-level mocks plug into.
         if http_client is None:
             http_client = owned_http = httpx.Client(timeout=llm_config.timeout_s)
-        model = LLMClient(llm_config, http_client=http_client)
+        server = LLMClient(llm_config, http_client=http_client)
+    models = ModelRouter(offline=offline_model(), server=server, server_url=llm_config.base_url)
     dapr = dapr_client(endpoint)
     wf_client = workflow_client(endpoint)
-    activities.configure(
+    # One set of dependencies per process; a worker started inside another's lifetime
+    # (tests, an upgrade in place) hands them back when it stops.
+    previous = activities.configure(
         ActivityDeps(
-            model=model,
+            models=models,
             store=ArtifactStore(dapr),
             notifier=Notifier(dapr),
             corpus=cached_corpus,
             workflow_client=wf_client,
-            llm_endpoint=describe_llm(llm_config, offline=offline),
         )
     )
     try:
@@ -84,7 +83,8 @@ def research_worker(
         ) as worker:
             yield worker
     finally:
-        model.close()
+        activities.configure(previous)
+        models.close()
         wf_client.close()
         close_dapr_client(dapr)
         if owned_http is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 import structlog
 
-from fte.contracts import EndStatus, Outcome, RunConfig
+from fte.contracts import EndStatus, FinalizeResult, Outcome, RunConfig
 from fte.coordinator import stages
 from fte.coordinator.approval import approval_gate
 from fte.coordinator.run import Flow, Run, RunEnded
@@ -36,19 +36,29 @@ def _failure_reason(exc: wf.TaskFailedError) -> str:
     return str(message)
 
 
-def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
-    cfg = RunConfig.model_validate(raw)
-    run = Run(ctx, cfg)
+def pipeline_v1(run: Run) -> Flow:
+    """The stages of coordinator v1; returns the finalize stage's result."""
+    plan = yield from stages.plan(run)
+    if run.cfg.require_approval:
+        plan = yield from approval_gate(run, plan)
+    sources = yield from stages.find_sources(run, plan)
+    analysis = yield from stages.analyse(run, plan, sources)
+    checked = yield from stages.fact_check(run, analysis, sources)
+    draft = yield from stages.write(run, plan, checked, sources)
+    return (yield from stages.finalize(run, plan, sources, checked.checked, draft))
+
+
+def conduct(
+    ctx: wf.DaprWorkflowContext, raw: dict[str, Any], pipeline: Callable[[Run], Flow]
+) -> Flow:
+    """Run `pipeline`'s stages; on rejection, cancel or failure, compensate and say so.
+
+    Shared by every coordinator version, so a new version differs only in its stages.
+    """
+    run = Run(ctx, RunConfig.model_validate(raw))
     run.progress.publish()
     try:
-        plan = yield from stages.plan(run)
-        if cfg.require_approval:
-            plan = yield from approval_gate(run, plan)
-        sources = yield from stages.find_sources(run, plan)
-        analysis = yield from stages.analyse(run, plan, sources)
-        checked = yield from stages.fact_check(run, analysis, sources)
-        draft = yield from stages.write(run, plan, checked, sources)
-        final = yield from stages.finalize(run, plan, sources, checked.checked, draft)
+        final: FinalizeResult = yield from pipeline(run)
     except (RunEnded, wf.TaskFailedError) as exc:
         status: EndStatus = "failed"
         if isinstance(exc, RunEnded):
@@ -64,7 +74,8 @@ def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
         yield run.notice("outcome", f"{status}: {reason}", status=status)
         if status == "failed":
             # A failed run is FAILED in Dapr too, so dashboards and `dapr workflow` agree.
-            raise RuntimeError(f"research run failed at {failed_stage}: {reason}") from None
+            where = "" if reason.startswith(f"{failed_stage}:") else f"{failed_stage}: "
+            raise RuntimeError(f"research run failed at {where}{reason}") from None
         return Outcome(
             task_id=run.task_id, status=status, reason=reason, usage=run.progress.state.usage
         ).model_dump(mode="json")
@@ -77,6 +88,11 @@ def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
         usage=run.progress.state.usage,
         integrity=final.integrity,
     ).model_dump(mode="json")
+
+
+def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Coordinator v1."""
+    return (yield from conduct(ctx, raw, pipeline_v1))
 
 
 CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]

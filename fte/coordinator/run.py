@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from fte import names
 from fte.agents import AnyAgent
-from fte.contracts import AgentTask, EndStatus, Notice, RunConfig, StoreInput
+from fte.contracts import AgentTask, EndStatus, ModelEndpoint, Notice, RunConfig, StoreInput
 from fte.coordinator.progress import ProgressTracker
 from fte.retry_policies import IO_RETRY, LLM_RETRY
 
@@ -34,12 +34,19 @@ def cancel_reason(payload: Any) -> str:
 
 
 def agent_task(
-    task_id: str, agent: AnyAgent, *, model: str, inputs: BaseModel, artifact: str | None = None
+    task_id: str,
+    agent: AnyAgent,
+    *,
+    endpoint: ModelEndpoint,
+    model: str,
+    inputs: BaseModel,
+    artifact: str | None = None,
 ) -> AgentTask:
     return AgentTask(
         task_id=task_id,
         agent=agent.name,
         model=model,
+        endpoint=endpoint,
         inputs=inputs.model_dump(mode="json"),
         artifact=artifact,
     )
@@ -50,16 +57,16 @@ def ask(
     task_id: str,
     agent: AnyAgent,
     *,
+    endpoint: ModelEndpoint,
     model: str,
     inputs: BaseModel,
     artifact: str | None = None,
 ) -> Any:
     """Schedule `agent`'s activity; its result comes back through `agent.reply()`."""
-    return ctx.call_activity(
-        names.agent_activity(agent.name),
-        input=agent_task(task_id, agent, model=model, inputs=inputs, artifact=artifact),
-        retry_policy=LLM_RETRY,
+    task = agent_task(
+        task_id, agent, endpoint=endpoint, model=model, inputs=inputs, artifact=artifact
     )
+    return ctx.call_activity(names.agent_activity(agent.name), input=task, retry_policy=LLM_RETRY)
 
 
 class Run:
@@ -98,7 +105,15 @@ class Run:
     def ask(
         self, agent: AnyAgent, inputs: BaseModel, *, model: str, artifact: str | None = None
     ) -> Any:
-        return ask(self.ctx, self.task_id, agent, model=model, inputs=inputs, artifact=artifact)
+        return ask(
+            self.ctx,
+            self.task_id,
+            agent,
+            endpoint=self.cfg.endpoint,
+            model=model,
+            inputs=inputs,
+            artifact=artifact,
+        )
 
     def child(self, workflow: str, role: str, payload: BaseModel) -> Any:
         instance_id = names.child_id(self.task_id, role)
@@ -111,7 +126,14 @@ class Run:
         self, agent: AnyAgent, inputs: BaseModel, *, model: str, artifact: str | None = None
     ) -> Any:
         """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`)."""
-        task = agent_task(self.task_id, agent, model=model, inputs=inputs, artifact=artifact)
+        task = agent_task(
+            self.task_id,
+            agent,
+            endpoint=self.cfg.endpoint,
+            model=model,
+            inputs=inputs,
+            artifact=artifact,
+        )
         return self.child(names.specialist_workflow(agent.name), agent.name, task)
 
     def wait(self, task: Any) -> Flow:

@@ -654,7 +654,7 @@ def test_failing_analyst_is_compensated_then_the_run_fails() -> None:
 
     assert isinstance(h.result, Failed), h.result
     assert h.result.error_type == "RuntimeError"
-    assert h.result.message.startswith("research run failed at analysing: analysing: ")
+    assert h.result.message == "research run failed at analysing: model unavailable"
     assert "model unavailable" in h.result.message
     assert work(h.issued)[-8:] == [
         names.CANCEL_CHILDREN,

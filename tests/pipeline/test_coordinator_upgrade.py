@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,20 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from fte import activities, artifacts, names
+from fte import artifacts, names
 from fte.agents import planner
 from fte.client import ResearchClient
 from fte.contracts import (
     AgentReply,
     ApprovalDecision,
-    EndStatus,
     Outcome,
     RunConfig,
     SubQuestion,
     TokenUsage,
 )
-from fte.coordinator import CoordinatorFn, research_workflow, stages
+from fte.coordinator import CoordinatorFn, conduct, research_workflow, stages
 from fte.coordinator.approval import approval_gate
-from fte.coordinator.run import Flow, Run, RunEnded
+from fte.coordinator.run import Flow, Run
 from fte.dapr_stack import EmbeddedStack
 from fte.llm import LLMConfig
 from fte.retry_policies import IO_RETRY
@@ -76,50 +75,21 @@ def announce(run: Run, research_plan: planner.Plan) -> Flow:
     )
 
 
+def pipeline_v2(run: Run) -> Flow:
+    """v1's stages with `announce` after planning."""
+    plan = yield from stages.plan(run)
+    yield from announce(run, plan)
+    if run.cfg.require_approval:
+        plan = yield from approval_gate(run, plan)
+    sources = yield from stages.find_sources(run, plan)
+    analysis = yield from stages.analyse(run, plan, sources)
+    checked = yield from stages.fact_check(run, analysis, sources)
+    draft = yield from stages.write(run, plan, checked, sources)
+    return (yield from stages.finalize(run, plan, sources, checked.checked, draft))
+
+
 def research_workflow_v2(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
-    cfg = RunConfig.model_validate(raw)
-    run = Run(ctx, cfg)
-    run.progress.publish()
-    try:
-        plan = yield from stages.plan(run)
-        yield from announce(run, plan)
-        if cfg.require_approval:
-            plan = yield from approval_gate(run, plan)
-        sources = yield from stages.find_sources(run, plan)
-        analysis = yield from stages.analyse(run, plan, sources)
-        checked = yield from stages.fact_check(run, analysis, sources)
-        draft = yield from stages.write(run, plan, checked, sources)
-        final = yield from stages.finalize(run, plan, sources, checked.checked, draft)
-    except (RunEnded, wf.TaskFailedError) as exc:
-        return (yield from ended_early(run, exc))
-    run.progress.enter("completed")
-    return Outcome(
-        task_id=run.task_id,
-        status="completed",
-        report_key=final.report_key,
-        usage=run.progress.state.usage,
-        integrity=final.integrity,
-    ).model_dump(mode="json")
-
-
-def ended_early(run: Run, exc: RunEnded | wf.TaskFailedError) -> Flow:
-    """v1's ending of a rejected, cancelled or failed run. v1 keeps it inline in
-    `research_workflow`, so a version that changes only the stages repeats it."""
-    status: EndStatus = "failed"
-    if isinstance(exc, RunEnded):
-        status, reason = exc.status, exc.reason
-    else:
-        reason = f"{run.progress.stage}: {exc.details.message}"
-    failed_stage = run.progress.stage
-    yield from stages.compensate(run)
-    run.progress.state.reason = reason
-    run.progress.enter(status)
-    yield run.notice("outcome", f"{status}: {reason}", status=status)
-    if status == "failed":
-        raise RuntimeError(f"research run failed at {failed_stage}: {reason}") from None
-    return Outcome(
-        task_id=run.task_id, status=status, reason=reason, usage=run.progress.state.usage
-    ).model_dump(mode="json")
+    return (yield from conduct(ctx, raw, pipeline_v2))
 
 
 V1: Mapping[str, CoordinatorFn] = {"v1": research_workflow}
@@ -151,17 +121,6 @@ def upgraded(announcements: Announcements) -> Registrar:
 # -- on the real engine ------------------------------------------------------------------
 
 
-@pytest.fixture
-def restored_activity_deps() -> Iterator[None]:
-    """`research_worker` configures the process-wide activity dependencies and closes its
-    clients on exit; put back those of a worker that lives longer (the session's
-    `pipeline_worker`, if an earlier test started it)."""
-    saved = activities._deps
-    yield
-    if saved is not None:
-        activities.configure(saved)
-
-
 def _await_stage(research: ResearchClient, task_id: str, stage: str) -> None:
     for snap in research.follow(task_id, poll_s=0.05):
         if snap.progress is not None and snap.progress.stage == stage:
@@ -170,7 +129,6 @@ def _await_stage(research: ResearchClient, task_id: str, stage: str) -> None:
 
 
 @pytest.mark.engine
-@pytest.mark.usefixtures("restored_activity_deps")
 def test_run_in_flight_finishes_on_v1_and_new_runs_use_v2(
     # A stack of this test's own, not the session's: the engine hands work items to
     # any worker connected to the sidecar, and the session-scoped `pipeline_worker`

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fte.client import ResearchClient
-from fte.contracts import RunConfig
+from fte.contracts import ModelEndpoint, RunConfig
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
 from tests.support.processes import LoggedProcess, wait_for
@@ -59,7 +59,12 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
         second = None
         try:
             task_id = research.start(
-                RunConfig(query="How do durable workflows stay reliable?", corpus_dir=str(corpus)),
+                RunConfig(
+                    query="How do durable workflows stay reliable?",
+                    corpus_dir=str(corpus),
+                    # The run names its model server; the worker process serves that one.
+                    endpoint=ModelEndpoint(base_url=llm_url),
+                ),
                 "kill-during-analyst",
             )
             assert llm.arrived[ANALYST].wait(timeout=120), "analyst stage never started"
