@@ -39,7 +39,8 @@ from pydantic_settings import (
 
 from fte.contracts import DEFAULT_MODEL, AgentModels, CitationPolicy
 from fte.errors import UsageError
-from fte.llm import LLMConfig
+from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
+from fte.llm import ByteCount, LLMConfig, Seconds
 
 PROJECT_FILE = "fte.toml"
 CONFIG_ENV = "FTE_CONFIG"
@@ -51,6 +52,9 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 _MIN_MASKABLE_CHARS = 16
 # Words that mark a key as a credential even when it is not one of our fields.
 _SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+_LLM_DEFAULTS = LLMConfig()
 
 
 class FteSettings(BaseSettings):
@@ -82,6 +86,11 @@ class FteSettings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     dapr_api_token: SecretStr | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
+    # The model server's limits: defaults and bounds are LLMConfig's (fte.llm).
+    llm_request_deadline_s: Seconds = _LLM_DEFAULTS.request_deadline_s
+    llm_attempt_deadline_s: Seconds = _LLM_DEFAULTS.attempt_deadline_s
+    llm_max_retry_after_s: Seconds = _LLM_DEFAULTS.max_retry_after_s
+    llm_max_response_bytes: ByteCount = _LLM_DEFAULTS.max_response_bytes
     approval_timeout_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     approval_reminder_interval_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     progress_checkin_interval_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
@@ -150,7 +159,8 @@ class FteSettings(BaseSettings):
 
     def llm_config(self) -> LLMConfig:
         """How to reach the model server (no server and no key means the offline model)."""
-        return LLMConfig(api_key=self.openai_api_key, base_url=self.openai_base_url)
+        limits = {name: getattr(self, f"llm_{name}") for name in LLM_LIMIT_FIELDS}
+        return LLMConfig(api_key=self.openai_api_key, base_url=self.openai_base_url, **limits)
 
     def secret_values(self) -> list[str]:
         """The configured secrets in clear, for the log redactor; never print these."""

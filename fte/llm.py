@@ -18,25 +18,28 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, cast
 
 import httpx
 import openai
 import structlog
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from fte import http_limits
 from fte.contracts import ModelEndpoint, TokenUsage
 from fte.errors import (
     FteError,
     LLMAuthError,
     LLMConfigError,
+    LLMDeadlineError,
     LLMOutputError,
     LLMPermanentError,
     LLMQuotaError,
     LLMRequestError,
+    LLMResponseTooLargeError,
     LLMTransientError,
     ModelUnavailableError,
 )
@@ -55,6 +58,10 @@ _MAX_SERVER_MESSAGE_CHARS = 200
 _MAX_REPORTED_VALIDATION_ERRORS = 10
 
 
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+ByteCount = Annotated[int, Field(gt=0)]
+
+
 class LLMConfig(BaseModel):
     """How to reach the model server and how patient to be with it inside one call."""
 
@@ -63,9 +70,34 @@ class LLMConfig(BaseModel):
     api_key: SecretStr | None = None
     base_url: str | None = None
     timeout_s: float = 60
+    """Longest wait for any one socket operation (httpx's per-read timeout)."""
     max_http_attempts: int = 3
-    max_retry_after_s: float = 30
     backoff_base_s: float = 0.5
+    # The limits below are settings (`llm_<name>`, `FTE_LLM_<NAME>`); see `LIMIT_FIELDS`.
+    request_deadline_s: Seconds = 300
+    """Longest one HTTP request may take in total, body included: a server trickling bytes
+    resets the read timeout with each one, never this."""
+    attempt_deadline_s: Seconds = 600
+    """Longest one model call (one activity attempt) may take: every HTTP attempt, every
+    wait between them and the repair call."""
+    max_retry_after_s: Seconds = 30
+    """Longest wait between HTTP attempts; a server asking for more (Retry-After) fails the
+    attempt at once, and the workflow's retry policy decides what happens next."""
+    max_response_bytes: ByteCount = 1_000_000
+    """Largest answer accepted. Agent results travel in gRPC messages of at most 4 MB."""
+
+
+# The LLMConfig fields that are also user settings, as `llm_<name>` / `FTE_LLM_<NAME>`.
+LIMIT_FIELDS = (
+    "request_deadline_s",
+    "attempt_deadline_s",
+    "max_retry_after_s",
+    "max_response_bytes",
+)
+
+
+def _setting(field: str) -> str:
+    return f"FTE_LLM_{field.upper()}"
 
 
 class LLMResult(BaseModel, Generic[T]):
@@ -222,6 +254,14 @@ class LLMClient:
         # An injected client may be shared (a test router, an in-process model): its owner
         # closes it, not us.
         self._owns_http_client = http_client is None
+        if http_client is None:
+            # No keep-alive: every request opens its own connection, so the deadline
+            # watchdog always knows the socket to cut (`fte.http_limits`). A connection
+            # costs milliseconds; a model call takes seconds.
+            http_client = httpx.Client(
+                timeout=config.timeout_s, limits=httpx.Limits(max_keepalive_connections=0)
+            )
+        http_limits.install(http_client)
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
         if self._api_key is None and config.base_url is None:
             raise LLMConfigError(
@@ -234,8 +274,9 @@ class LLMClient:
             timeout=config.timeout_s,
             max_retries=0,
             # openai 3.x is typed for httpx2 but accepts a classic httpx.Client at runtime;
-            # keeping httpx here is what lets respx and in-process transports plug in.
-            http_client=cast("httpx2.Client | None", http_client),
+            # keeping httpx here is what lets respx, in-process transports and the
+            # exchange limits plug in.
+            http_client=cast("httpx2.Client", http_client),
         )
 
     def close(self) -> None:
@@ -281,7 +322,11 @@ class LLMClient:
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
-        completion, attempts = self._complete(agent, model, messages, response_format, 0)
+        # One call is one activity attempt; the repair call shares its deadline.
+        ends_at = time.monotonic() + self._config.attempt_deadline_s
+        completion, attempts = self._complete(
+            agent, model, messages, response_format, 0, ends_at=ends_at
+        )
         usage = _usage(completion)
         content = _content(completion)
         try:
@@ -294,7 +339,9 @@ class LLMClient:
                 {"role": "assistant", "content": content},
                 {"role": "user", "content": _repair_request(output_model, first_error)},
             ]
-            completion, attempts = self._complete(agent, model, messages, response_format, attempts)
+            completion, attempts = self._complete(
+                agent, model, messages, response_format, attempts, ends_at=ends_at
+            )
             usage += _usage(completion)
             try:
                 output = output_model.model_validate_json(_content(completion))
@@ -325,16 +372,57 @@ class LLMClient:
         messages: list[ChatCompletionMessageParam],
         response_format: ResponseFormatJSONSchema,
         prior_attempts: int,
+        *,
+        ends_at: float,
     ) -> tuple[ChatCompletion, int]:
-        """One chat completion; returns it with the running count of HTTP attempts."""
+        """One chat completion; returns it with the running count of HTTP attempts.
+
+        Each HTTP request gets the request deadline or what is left of the attempt's,
+        whichever is sooner. A wait between requests that would pass the attempt deadline,
+        or a Retry-After beyond `max_retry_after_s`, ends the attempt instead of sleeping.
+        """
+        config = self._config
         attempts = prior_attempts
+        gave_up: str | None = None  # why the retries stopped before the attempts ran out
+        deadline_hit = ""
 
         def send() -> ChatCompletion:
-            nonlocal attempts
+            nonlocal attempts, deadline_hit
             attempts += 1
-            return self._openai.chat.completions.create(
-                model=model, messages=messages, response_format=response_format
-            )
+            left = ends_at - time.monotonic()
+            if config.request_deadline_s <= left:
+                seconds, deadline_hit = config.request_deadline_s, "request_deadline_s"
+            else:
+                seconds, deadline_hit = max(left, 0.0), "attempt_deadline_s"
+            with http_limits.exchange(seconds, config.max_response_bytes) as limits:
+                try:
+                    limits.check()
+                    return self._openai.chat.completions.create(
+                        model=model, messages=messages, response_format=response_format
+                    )
+                except openai.APIConnectionError as exc:
+                    # The watchdog cut the connection: that is the deadline, not the network.
+                    if limits.expired:
+                        raise http_limits.DeadlineExceeded(seconds) from exc
+                    raise
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal gave_up
+            if state.attempt_number >= config.max_http_attempts:
+                return True
+            wait = state.upcoming_sleep
+            if wait > config.max_retry_after_s:
+                gave_up = (
+                    f"the server asked to wait {wait:g} s before retrying, more than the "
+                    f"{config.max_retry_after_s:g} s an attempt waits "
+                    f"({_setting('max_retry_after_s')})"
+                )
+            elif time.monotonic() + wait >= ends_at:
+                gave_up = (
+                    f"waiting {wait:g} s more would pass the attempt deadline "
+                    f"({config.attempt_deadline_s:g} s, {_setting('attempt_deadline_s')})"
+                )
+            return gave_up is not None
 
         def log_retry(state: RetryCallState) -> None:
             log.warning(
@@ -347,21 +435,44 @@ class LLMClient:
             )
 
         retrying = Retrying(
-            stop=stop_after_attempt(self._config.max_http_attempts),
+            stop=stop,
             wait=self._wait,
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(_is_retried),
             sleep=self._sleep,
             before_sleep=log_retry,
             reraise=True,
         )
         try:
             return retrying(send), attempts
+        except http_limits.ResponseTooLarge as exc:
+            raise LLMResponseTooLargeError(
+                f"{agent}: the model server's answer for '{model}' is larger than "
+                f"{exc.limit:,} bytes ({_setting('max_response_bytes')}); refused without "
+                "retrying, since the same request would get the same answer",
+                agent=agent,
+                model=model,
+                status_code=None,
+                attempts=attempts,
+            ) from exc
+        except http_limits.DeadlineExceeded as exc:
+            raise LLMDeadlineError(
+                f"{agent}: no complete answer from the model server for '{model}' within "
+                f"{getattr(config, deadline_hit):g} s ({_setting(deadline_hit)}) after "
+                f"{attempts} HTTP "
+                "attempts; the server stalled or trickled its answer, the workflow will retry",
+                agent=agent,
+                model=model,
+                status_code=None,
+                attempts=attempts,
+            ) from exc
         except openai.APIStatusError as exc:
-            raise self._status_error(exc, agent, model, attempts) from exc
+            raise self._status_error(exc, agent, model, attempts, gave_up) from exc
         except openai.APIConnectionError as exc:
             raise LLMTransientError(
                 f"{agent}: could not reach the model server for '{model}' after {attempts} HTTP "
-                f"attempts ({_describe(exc)}); check OPENAI_BASE_URL and the network.",
+                f"attempts ({_describe(exc)}"
+                + (f"; {gave_up}" if gave_up else "")
+                + "); check OPENAI_BASE_URL and the network.",
                 agent=agent,
                 model=model,
                 status_code=None,
@@ -369,22 +480,34 @@ class LLMClient:
             ) from exc
 
     def _wait(self, state: RetryCallState) -> float:
-        """Honour the server's Retry-After when it gives one, else back off exponentially."""
+        """The server's Retry-After when it gives one (`stop` refuses one that is too long),
+        else exponential backoff capped at `max_retry_after_s`."""
         exc = _exception(state)
         if isinstance(exc, openai.APIStatusError):
             retry_after = _retry_after_s(exc.response.headers.get("retry-after"))
             if retry_after is not None:
-                return min(retry_after, self._config.max_retry_after_s)
+                return retry_after
         backoff = self._config.backoff_base_s * 2.0 ** (state.attempt_number - 1)
         return min(backoff, self._config.max_retry_after_s)
 
     def _status_error(
-        self, exc: openai.APIStatusError, agent: str, model: str, attempts: int
+        self,
+        exc: openai.APIStatusError,
+        agent: str,
+        model: str,
+        attempts: int,
+        gave_up: str | None = None,
     ) -> LLMTransientError | LLMPermanentError:
         status = exc.status_code
         detail = f"HTTP {status}: {self._server_message(exc)}"
         error_class: type[LLMTransientError | LLMPermanentError]
-        if _is_transient(exc):
+        if _is_transient(exc) and gave_up:
+            error_class = LLMTransientError
+            message = (
+                f"{agent}: model server failing for '{model}' ({detail}) and {gave_up}; "
+                f"the attempt ends after {attempts} HTTP attempts, the workflow retries it later."
+            )
+        elif _is_transient(exc):
             error_class = LLMTransientError
             message = (
                 f"{agent}: model server still failing for '{model}' after {attempts} HTTP "
@@ -433,6 +556,12 @@ def _is_transient(exc: BaseException) -> bool:
         # 408 is the server timing out on us: the same condition as a client-side timeout.
         return exc.status_code == 408 or exc.status_code >= 500
     return False
+
+
+def _is_retried(exc: BaseException) -> bool:
+    """Retried inside the attempt: transient HTTP failures, and a request that overran its
+    own deadline (the next one may be quicker; the attempt deadline still bounds them)."""
+    return _is_transient(exc) or isinstance(exc, http_limits.DeadlineExceeded)
 
 
 def _is_quota_exhausted(exc: openai.APIStatusError) -> bool:

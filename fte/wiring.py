@@ -53,12 +53,9 @@ def research_worker(
     that name it.
     """
     server: Model | None = None
-    owned_http: httpx.Client | None = None
     if not offline:
-        # An explicit httpx client (not the SDK's default) keeps one connection pool per
-        # worker and is what HTTP-level mocks plug into.
-        if http_client is None:
-            http_client = owned_http = httpx.Client(timeout=llm_config.timeout_s)
+        # Without an injected client (tests inject theirs) LLMClient makes and closes its
+        # own, set up for its deadlines (fte.http_limits).
         server = LLMClient(llm_config, http_client=http_client)
     models = ModelRouter(offline=offline_model(), server=server, server_url=llm_config.base_url)
     dapr = dapr_client(endpoint)
@@ -87,5 +84,3 @@ def research_worker(
         models.close()
         wf_client.close()
         close_dapr_client(dapr)
-        if owned_http is not None:
-            owned_http.close()

@@ -78,11 +78,12 @@ def ask(llm: LLMClient) -> Answer:
     ).output
 
 
-# Default backoff: 0.5 s, then 1.0 s; Retry-After wins when present, capped at 30 s.
+# Default backoff: 0.5 s, then 1.0 s; Retry-After wins when present, up to 30 s: a longer one
+# ends the attempt at once (tests/unit/test_llm_limits.py has the other limits).
 CASES = [
     pytest.param([rate_limited("7"), ok()], None, 2, [7.0], id="rate-recovery"),
     pytest.param([rate_limited(), ok()], None, 2, [0.5], id="rate-recovery-without-retry-after"),
-    pytest.param([rate_limited("120"), ok()], None, 2, [30.0], id="retry-after-capped"),
+    pytest.param([rate_limited("120")], LLMTransientError, 1, [], id="retry-after-too-long"),
     pytest.param([status(500), status(500), ok()], None, 3, [0.5, 1.0], id="server-recovery"),
     pytest.param([status(408), ok()], None, 2, [0.5], id="server-timeout-recovery"),
     pytest.param([status(503), rate_limited("2"), ok()], None, 3, [0.5, 2.0], id="mixed-recovery"),
@@ -361,13 +362,13 @@ def test_config_from_settings_treats_blank_as_unset(
 
 
 def test_unmocked_network_is_refused(sleeps: list[float]) -> None:
-    # Without an injected httpx.Client the SDK uses httpx2, which respx cannot see; the
-    # socket guard in conftest is what stops it.
+    # Without an injected client LLMClient makes its own httpx.Client (never the SDK's
+    # httpx2 default, which respx could not see), so the strict router refuses the request.
     config = LLMConfig(api_key=SecretStr(API_KEY), base_url="http://127.0.0.1:9/v1")
 
     with (
         LLMClient(config, sleep=sleeps.append) as llm,
-        pytest.raises(RuntimeError, match="network"),
+        pytest.raises(AssertionError, match="not mocked"),
     ):
         ask(llm)
 
