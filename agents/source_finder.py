@@ -114,11 +114,18 @@ class RelevanceJudgement(BaseModel):
     )
 
 
-def relevance_rules(inputs: RelevanceInput, output: RelevanceJudgement) -> RelevanceJudgement:
+class RelevantPassages(Contract):
+    """The checked judgement: offered passage IDs only, at most `keep`, most useful first."""
+
+    relevant_passage_ids: list[str]
+    notes: str = ""
+
+
+def relevance_rules(inputs: RelevanceInput, output: RelevanceJudgement) -> RelevantPassages:
     # Only IDs that were offered count: the model cannot invent a source here.
     offered = {c.passage_id for c in inputs.candidates}
     kept = [p for p in ordered_unique(output.relevant_passage_ids) if p in offered]
-    return RelevanceJudgement(relevant_passage_ids=kept[: inputs.keep], notes=output.notes)
+    return RelevantPassages(relevant_passage_ids=kept[: inputs.keep], notes=output.notes)
 
 
 def offline_relevance(inputs: RelevanceInput) -> RelevanceJudgement:
@@ -155,7 +162,7 @@ RELEVANCE = Agent(
     prompt="source_finder_relevance",
     input_model=RelevanceInput,
     output_model=RelevanceJudgement,
-    result_model=RelevanceJudgement,
+    result_model=RelevantPassages,
     rules=relevance_rules,
     offline=offline_relevance,
 )

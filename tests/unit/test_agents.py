@@ -212,14 +212,14 @@ AGENT_CASES = [
         finder.RELEVANCE,
         RELEVANCE_INPUT,
         {"relevant_passage_ids": ["spec#2", "made-up#9", "spec#2", "trial#3", "ads#1"]},
-        finder.RelevanceJudgement(relevant_passage_ids=["spec#2", "trial#3"]),
+        finder.RelevantPassages(relevant_passage_ids=["spec#2", "trial#3"]),
         id="relevance-offered-ids-only-model-order-up-to-keep",
     ),
     pytest.param(
         finder.RELEVANCE,
         RELEVANCE_INPUT,
         {"relevant_passage_ids": [], "notes": "No measured COP."},
-        finder.RelevanceJudgement(relevant_passage_ids=[], notes="No measured COP."),
+        finder.RelevantPassages(relevant_passage_ids=[], notes="No measured COP."),
         id="relevance-none-relevant",
     ),
     pytest.param(
