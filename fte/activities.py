@@ -27,10 +27,11 @@ import structlog
 from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
-from fte import artifacts, names
+from fte import artifacts, changes, names
 from fte.agents import AnyAgent, all_agents
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore
+from fte.changes import Changes
 from fte.citations import DraftSection, verify_citations
 from fte.contracts import (
     AgentReply,
@@ -222,10 +223,52 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         finished_at=inp.finished_at,
         llm_endpoint=inp.endpoint.describe(),
     )
+    if inp.compare_with is not None:
+        report.changes = _changes_since(inp.compare_with, report)
     document = report.model_dump(mode="json")
     document["markdown"] = render_markdown(report)
     key = deps().store.put(inp.task_id, artifacts.REPORT, document)
+    if inp.schedule is not None:
+        _notify_scheduled_completion(inp.schedule, report)
     return FinalizeResult(report_key=key, integrity=integrity).model_dump(mode="json")
+
+
+def _changes_since(previous_task_id: str, report: Report) -> Changes:
+    previous = deps().store.get(previous_task_id, artifacts.REPORT)
+    if previous is None:
+        return changes.missing_previous(previous_task_id)
+    return changes.compare(
+        changes.ReportFacts.of(previous), changes.ReportFacts.of(report.model_dump(mode="json"))
+    )
+
+
+def _notify_scheduled_completion(schedule: str, report: Report) -> None:
+    """A scheduled run's report is stored: say so, and say what changed (or that nothing did).
+
+    Sent from the finalize step, the run's last one, so the coordinator needs no new
+    version; a retried finalize may send them twice (notices are at-least-once).
+    """
+    notifier = deps().notifier
+    data: dict[str, object] = {"schedule": schedule}
+    notifier.send(
+        Notice(
+            task_id=report.task_id,
+            kind="run_completed",
+            message=f"scheduled run of {schedule} completed: {report.title}",
+            data=data,
+        )
+    )
+    c = report.changes
+    if c is None:
+        return
+    notifier.send(
+        Notice(
+            task_id=report.task_id,
+            kind="changed" if c.changed else "unchanged",
+            message=c.summary,
+            data={**data, "compare_with": c.previous_task_id},
+        )
+    )
 
 
 # -- notices, compensation, cancellation ---------------------------------------

@@ -21,6 +21,8 @@ KEY_PREFIX = "artifact"
 # The Python SDK cannot list workflow instances, so runs started through fte are
 # recorded in one index document (task ID -> query, corpus, created-at).
 INDEX_KEY = "runs:index"
+# Schedules, likewise (name -> instance ID, spec summary, created-at).
+SCHEDULES_KEY = "schedules:index"
 _INDEX_WRITE_ATTEMPTS = 10
 
 # Stages in pipeline order; compensation walks them in reverse.
@@ -71,16 +73,18 @@ class ArtifactStore:
         data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
         return json.loads(data) if data else None
 
-    def update_index(self, change: Callable[[dict[str, Any]], None]) -> None:
-        """Read-modify-write the run index under optimistic concurrency (ETag)."""
+    def update_index(
+        self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY
+    ) -> None:
+        """Read-modify-write an index (default: the run index) under optimistic concurrency."""
         for _ in range(_INDEX_WRITE_ATTEMPTS):
-            response = self._client.get_state(STORE_NAME, INDEX_KEY)
-            index = json.loads(response.data) if response.data else {"runs": {}}
+            response = self._client.get_state(STORE_NAME, key)
+            index = json.loads(response.data) if response.data else _empty_index(key)
             change(index)
             try:
                 self._client.save_state(
                     STORE_NAME,
-                    INDEX_KEY,
+                    key,
                     json.dumps(index),
                     etag=response.etag or None,
                     options=StateOptions(concurrency=Concurrency.first_write),
@@ -91,6 +95,11 @@ class ArtifactStore:
                 if exc.code() not in (grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION):
                     raise
         raise RuntimeError("the run index stayed contended; try again")
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        data = self._client.get_state(STORE_NAME, SCHEDULES_KEY).data
+        schedules: dict[str, dict[str, Any]] = json.loads(data)["schedules"] if data else {}
+        return schedules
 
     def runs(self) -> dict[str, dict[str, Any]]:
         data = self._client.get_state(STORE_NAME, INDEX_KEY).data
@@ -104,3 +113,7 @@ class ArtifactStore:
             self._client.delete_state(STORE_NAME, key)
             deleted.append(key)
         return deleted
+
+
+def _empty_index(key: str) -> dict[str, Any]:
+    return {"schedules": {}} if key == SCHEDULES_KEY else {"runs": {}}

@@ -11,6 +11,7 @@ from typing import Any
 
 import dapr.ext.workflow as wf
 import grpc
+from dapr.clients import DaprClient
 
 from fte import artifacts, names
 from fte.artifacts import ArtifactStore
@@ -43,6 +44,7 @@ class RunSummary:
     state: str
     query: str
     created_at: datetime
+    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,24 @@ class Snapshot:
 class ResearchClient:
     def __init__(self, endpoint: RuntimeEndpoint) -> None:
         self._wf = workflow_client(endpoint)
-        self._dapr = dapr_client(endpoint)
-        self.store = ArtifactStore(self._dapr)
+        dapr = dapr_client(endpoint)
+        self._dapr: DaprClient | None = dapr
+        self.store = ArtifactStore(dapr)
+
+    @classmethod
+    def borrowing(cls, workflows: wf.DaprWorkflowClient, store: ArtifactStore) -> ResearchClient:
+        """A client over connections someone else owns (an activity's); `close` leaves them."""
+        client = cls.__new__(cls)
+        client._wf, client._dapr, client.store = workflows, None, store
+        return client
+
+    @property
+    def workflows(self) -> wf.DaprWorkflowClient:
+        return self._wf
 
     def close(self) -> None:
+        if self._dapr is None:
+            return
         self._wf.close()
         close_dapr_client(self._dapr)
 
@@ -87,7 +103,7 @@ class ResearchClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self, config: RunConfig, task_id: str) -> str:
+    def start(self, config: RunConfig, task_id: str, *, schedule: str | None = None) -> str:
         existing = self._wf.get_workflow_state(task_id, fetch_payloads=False)
         if existing is not None:
             raise TaskStateError(
@@ -102,6 +118,8 @@ class ResearchClient:
                 "corpus": config.corpus_dir,
                 "created_at": created_at,
             }
+            if schedule is not None:
+                index["runs"][task_id]["schedule"] = schedule
 
         # Indexed first: a run that exists is always listed (an index entry whose
         # schedule failed shows up as "unknown" and can be purged).
@@ -125,6 +143,7 @@ class ResearchClient:
                     state=state,
                     query=str(meta.get("query", "")),
                     created_at=datetime.fromisoformat(meta["created_at"]),
+                    schedule=meta.get("schedule"),
                 )
             )
         return sorted(summaries, key=lambda r: r.created_at, reverse=True)
@@ -175,6 +194,10 @@ class ResearchClient:
                     ) from exc
                 time.sleep(0.1 * (attempt + 1))
         return None
+
+    def workflow_state(self, instance_id: str) -> wf.WorkflowState | None:
+        """Any workflow instance's state with payloads (None if there is none), read-race safe."""
+        return self._state(instance_id)
 
     def snapshot(self, task_id: str) -> Snapshot:
         state = self._state(task_id)

@@ -96,6 +96,8 @@ class FteSettings(BaseSettings):
     progress_checkin_interval_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     citation_policy: CitationPolicy = "remove"
     """What the writer does with a sentence whose citation fails the check."""
+    schedule_min_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    """Shortest interval `fte schedule add` accepts; lower it only for tests and demos."""
     log_level: LogLevel = "warning"
     """Console log level (the JSON log file always records INFO and above)."""
 

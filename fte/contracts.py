@@ -159,6 +159,10 @@ class RunConfig(Contract):
     )
     sources_per_question: int = Field(default=4, ge=1, le=10)
     search_candidates: int = Field(default=8, ge=1, le=30)
+    schedule: str | None = Field(default=None, description="The schedule that started the run.")
+    compare_with: str | None = Field(
+        default=None, description="A completed run whose report this one is compared with."
+    )
 
 
 # -- progress (workflow custom status) ------------------------------------
@@ -337,6 +341,8 @@ class FinalizeInput(Contract):
     endpoint: ModelEndpoint
     started_at: str
     finished_at: str
+    schedule: str | None = None
+    compare_with: str | None = None
 
 
 class FinalizeResult(Contract):
@@ -348,7 +354,17 @@ class Notice(Contract):
     """A message for people: approval requests, reminders and progress check-ins."""
 
     task_id: str
-    kind: Literal["approval_request", "approval_reminder", "progress_checkin", "outcome"]
+    kind: Literal[
+        "approval_request",
+        "approval_reminder",
+        "progress_checkin",
+        "outcome",
+        # scheduled runs: fired (started, skipped or buffered), completed, and what changed
+        "scheduled_run",
+        "run_completed",
+        "changed",
+        "unchanged",
+    ]
     message: str
     data: dict[str, object] = Field(default_factory=dict)
 

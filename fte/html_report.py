@@ -175,6 +175,7 @@ class _Page:
             self._header(),
             "<main>",
             self._summary(),
+            self._changes(),
             *self._sections(),
             self._sources(),
             self._claims(),
@@ -212,6 +213,30 @@ class _Page:
             return ""
         paragraphs = "".join(f"<p>{_e(block.strip())}</p>" for block in blocks)
         return f'<section class="summary" aria-label="Summary">{paragraphs}</section>'
+
+    def _changes(self) -> str:
+        """The section on what changed since the previous run (`fte.changes`)."""
+        c = self.r.changes
+        if c is None:
+            return ""
+        out = [
+            '<section id="changes">',
+            f"<h2>What changed since <code>{_e(c.previous_task_id)}</code></h2>",
+            f"<p>{_e(c.summary)}</p>",
+        ]
+        lists = [
+            ("New sources", [f"{s.title} — {s.location}" for s in c.sources_added]),
+            ("No longer retrieved", [f"{s.title} — {s.location}" for s in c.sources_removed]),
+            ("New claims", [f"{x.text} ({x.verdict})" for x in c.claims_new]),
+            ("No longer supported", [x.text for x in c.claims_no_longer_supported]),
+            ("Verdict changed", [f"{v.text} ({v.before} → {v.after})" for v in c.verdicts_changed]),
+        ]
+        for heading, items in lists:
+            if items:
+                out.append(f"<h3>{_e(heading)}</h3>")
+                out.append("<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>")
+        out.append("</section>")
+        return "\n".join(out)
 
     def _sections(self) -> list[str]:
         out: list[str] = []

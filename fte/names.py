@@ -11,10 +11,13 @@ from __future__ import annotations
 COORDINATOR = "research"
 SOURCE_FINDER = "research.source_finder"
 SPECIALIST_PREFIX = "research."
+SCHEDULE = "research.schedule"
 
 # External events the coordinator waits for
 APPROVAL_EVENT = "approval"
 CANCEL_EVENT = "cancel"
+# External event a schedule waits for: pause, resume, trigger, remove
+SCHEDULE_CONTROL = "schedule.control"
 
 # Activities that are not agents
 SEARCH_SOURCES = "fte.search_sources"
@@ -23,6 +26,7 @@ FINALIZE_REPORT = "fte.finalize_report"
 NOTIFY = "fte.notify"
 DELETE_ARTIFACTS = "fte.delete_artifacts"
 CANCEL_CHILDREN = "fte.cancel_children"
+SCHEDULE_FIRE = "fte.schedule.fire"
 
 
 def agent_activity(agent: str) -> str:
@@ -38,3 +42,8 @@ def specialist_workflow(agent: str) -> str:
 def child_id(task_id: str, role: str) -> str:
     """Instance ID of a run's child workflow: `<task>.<role>`, e.g. `r1.analyst`."""
     return f"{task_id}.{role}"
+
+
+def schedule_instance(schedule: str) -> str:
+    """Instance ID of a schedule's workflow: `schedule:<name>` (task IDs never hold a ':')."""
+    return f"schedule:{schedule}"

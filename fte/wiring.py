@@ -16,6 +16,8 @@ from fte.coordinator.stages import SPECIALISTS
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
 from fte.dapr_stack import RuntimeEndpoint
 from fte.llm import LLMClient, LLMConfig, Model, ModelRouter
+from fte.schedule import activities as schedule_activities
+from fte.schedule import workflow as schedule_workflow
 from fte.specialists import source_finder_workflow, specialist_workflow
 from fte.worker import Registrar, Registry, WorkflowWorker
 
@@ -34,6 +36,11 @@ def register(
         registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
     for name, activity in activities.activities().items():
         registry.activity(name, activity)
+    for version, loop in schedule_workflow.VERSIONS.items():
+        registry.workflow(
+            names.SCHEDULE, loop, version=version, latest=version == schedule_workflow.LATEST
+        )
+    registry.activity(names.SCHEDULE_FIRE, schedule_activities.fire)
 
 
 @contextlib.contextmanager

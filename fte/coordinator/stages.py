@@ -213,6 +213,8 @@ def finalize(
                 endpoint=run.cfg.endpoint,
                 started_at=iso(run.started),
                 finished_at=iso(run.ctx.current_utc_datetime),
+                schedule=run.cfg.schedule,
+                compare_with=run.cfg.compare_with,
             ),
             retry_policy=IO_RETRY,
         )

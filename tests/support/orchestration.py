@@ -77,12 +77,21 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class ContinuedAsNew:
+    """`ctx.continue_as_new(input, save_events=...)`: this execution ends and the next one
+    starts on `input`, with the events it had received but not consumed (`carried`)."""
+
+    input: Any = None
+    carried: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Stalled:
     """The run's recorded workflow version is not registered: the engine waits for a worker."""
 
 
 Task = Activity | Child | Timer
-Ending = Completed | Failed | Stalled
+Ending = Completed | Failed | Stalled | ContinuedAsNew
 Action = Task | Ending
 Ref = int | str | Task  # a sequence id, an activity or child name, a child instance id, a task
 Responder = Callable[[Any], Any]  # decoded input -> result; raising fails the task
@@ -131,9 +140,27 @@ class WorkflowHarness:
     def start(self, input: Any = None) -> list[Action]:
         if self.history:
             raise RuntimeError("the workflow has already started")
+        events, self._inbox = self._inbox, []  # e.g. events carried over by continue_as_new
         return self._run(
-            [ph.new_execution_started_event(self.workflow, self.instance_id, _encode(input))]
+            [
+                ph.new_execution_started_event(self.workflow, self.instance_id, _encode(input)),
+                *events,
+            ]
         )
+
+    def next_execution(self) -> WorkflowHarness:
+        """The execution a `ContinuedAsNew` ending starts: same instance, code and clock, a
+        fresh history holding the new input and the carried events."""
+        if not isinstance(self.result, ContinuedAsNew):
+            raise RuntimeError(f"the workflow did not continue as new: {self.result}")
+        successor = WorkflowHarness(
+            lambda _: None, self.workflow, instance_id=self.instance_id, now=self.now
+        )
+        successor._registry = self._registry
+        for name, payload in self.result.carried:
+            successor.raise_event(name, payload)
+        successor.start(self.result.input)
+        return successor
 
     def complete(self, ref: Ref, result: Any = None) -> Self:
         task = self._take(ref, Activity, Child)
@@ -228,7 +255,7 @@ class WorkflowHarness:
         self.issued += self.actions
         self.custom_status = results.encoded_custom_status
         for raw, action in zip(self.raw_actions, self.actions, strict=True):
-            if isinstance(action, Completed | Failed | Stalled):
+            if isinstance(action, Completed | Failed | Stalled | ContinuedAsNew):
                 self.result, self._pending = action, {}
                 continue
             self.history.append(_recorded(raw))
@@ -301,6 +328,14 @@ def _decode(action: pb.WorkflowAction) -> Action:
         return Completed(_decode_json(done.result))
     if kind == "completeWorkflow" and done.workflowStatus == pb.ORCHESTRATION_STATUS_FAILED:
         return Failed(done.failureDetails.errorType, done.failureDetails.errorMessage)
+    if (
+        kind == "completeWorkflow"
+        and done.workflowStatus == pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
+    ):
+        carried = tuple(
+            (e.eventRaised.name, _decode_json(e.eventRaised.input)) for e in done.carryoverEvents
+        )
+        return ContinuedAsNew(_decode_json(done.result), carried)
     if kind == "workflowVersionNotAvailable":
         return Stalled()
     raise NotImplementedError(f"the harness does not model this action: {action}")
