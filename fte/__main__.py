@@ -1,3 +1,3 @@
-from fte.cli import run
+from fte.entry import run
 
 run()

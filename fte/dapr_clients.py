@@ -6,12 +6,27 @@ the SDK reads DAPR_GRPC_ENDPOINT / DAPR_GRPC_PORT / DAPR_API_TOKEN itself.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import time
+import urllib.error
+import urllib.request
+
 import dapr.ext.workflow as wf
+import structlog
 from dapr.clients import DaprClient
+from dapr.clients.http.helpers import get_api_url
 from dapr.conf import settings
 from dapr.ext.workflow.logger import LoggerOptions
 
 from fte.dapr_stack import RuntimeEndpoint
+from fte.errors import RuntimeSetupError
+
+log = structlog.get_logger(__name__)
+
+# How long a client waits for the sidecar's HTTP API before saying which setting is wrong
+# (the SDK alone waits DAPR_HEALTH_TIMEOUT, a minute, printing a line a second on stdout).
+HTTP_API_WAIT_S = 10.0
 
 
 def dapr_client(endpoint: RuntimeEndpoint) -> DaprClient:
@@ -20,8 +35,36 @@ def dapr_client(endpoint: RuntimeEndpoint) -> DaprClient:
         # DaprClient() blocks on the sidecar's HTTP health endpoint, which it finds
         # through this process-wide setting (default 3500), not through `address`.
         setattr(settings, "DAPR_HTTP_PORT", endpoint.http_port)  # noqa: B010 - untyped settings
+    _wait_for_http_api()
     address = endpoint.grpc_address
-    return DaprClient(address=address) if address else DaprClient()
+    # The SDK prints its own health-check failures on stdout, which is our output channel
+    # (report paths, task IDs); they go to the debug log instead.
+    sdk_prints = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sdk_prints):
+            return DaprClient(address=address) if address else DaprClient()
+    finally:
+        for line in sdk_prints.getvalue().splitlines():
+            log.debug("dapr sdk", message=line)
+
+
+def _wait_for_http_api() -> None:
+    url = f"{get_api_url()}/healthz/outbound"
+    deadline = time.monotonic() + HTTP_API_WAIT_S
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - sidecar URL
+                if 200 <= int(response.status) < 300:
+                    return
+                reason = f"HTTP {response.status}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = str(getattr(exc, "reason", exc))
+        if time.monotonic() >= deadline:
+            raise RuntimeSetupError(
+                f"the Dapr sidecar's HTTP API does not answer at {url} ({reason}); set "
+                "DAPR_HTTP_PORT (or DAPR_HTTP_ENDPOINT) to the sidecar's HTTP address"
+            )
+        time.sleep(0.2)
 
 
 def close_dapr_client(client: DaprClient) -> None:

@@ -9,18 +9,24 @@ Resolution order:
    loopback ports, with `components/local/` and a data directory that holds the
    SQLite actor store, the scheduler's etcd data, logs and the stack record.
 
-One launcher owns a data directory at a time (an advisory `flock`). A second
-launcher on the same directory attaches to the running stack, or refuses with a
-clear message when that stack is unhealthy. Processes left by a launcher that
-crashed are found through the stack record and stopped before a new start.
+One launcher owns a data directory at a time (an advisory `flock` on its
+`stack.lock`). A second launcher on the same directory attaches to the running
+stack, or refuses with a clear message when that stack is unhealthy. Processes
+left by a launcher that crashed are found through the stack record and stopped
+before a new start.
+
+Ownership is bound to the directory itself, never inferred from a file that may
+have been copied: the lock is on this directory's file, the record names the
+directory's device and inode (a `cp -a` copy has others, so its copied record is
+ignored), and a recorded process is signalled only if /proc shows it runs the
+recorded executable *in this directory* (its working directory and data-dir
+arguments).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
-import fcntl
 import json
 import os
 import signal
@@ -32,11 +38,12 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Literal
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from fte import package_path
+from fte import locks, package_path, sidecar_env
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
 
@@ -49,6 +56,9 @@ PORTS_RECORD = "ports.json"
 LOCK_FILE = "stack.lock"
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Role = Literal["placement", "scheduler", "daprd"]
 
 # Ports are remembered per data directory because the scheduler's embedded etcd
 # records its peer URL on first boot; restarting it on other ports works but
@@ -65,6 +75,87 @@ _PORT_NAMES = (
     "daprd_http",
     "daprd_internal_grpc",
 )
+
+
+class StackRecord(BaseModel):
+    """`stack.json`: the stack one launcher runs for one data directory."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: str
+    """The directory as its owner named it (for messages)."""
+    data_dir_id: tuple[int, int]
+    """The directory's device and inode. A copy has others, so a record copied along with a
+    directory is never taken for the copy's own."""
+    owner_pid: Annotated[int, Field(gt=0)]
+    ready: bool
+    ports: dict[str, Port]
+    pids: dict[Role, Annotated[int, Field(gt=0)]]
+    executables: dict[Role, str]
+    binaries: str = ""
+
+    @field_validator("ports")
+    @classmethod
+    def _every_port(cls, ports: dict[str, int]) -> dict[str, int]:
+        missing = [name for name in _PORT_NAMES if name not in ports]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return ports
+
+
+_PORTS_FILE = TypeAdapter(dict[str, Port])
+
+
+def _dir_id(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return (status.st_dev, status.st_ino)
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def read_record(data_dir: Path) -> StackRecord | None:
+    """This directory's stack record, if there is one; a malformed one is an error.
+
+    A record written for another directory (copied with it) is not this one's: None.
+    """
+    path = Path(data_dir) / STACK_RECORD
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuntimeSetupError(f"cannot read {path}: {exc}") from None
+    try:
+        record = StackRecord.model_validate_json(text)
+    except ValidationError as exc:
+        raise RuntimeSetupError(
+            f"{path} is not a stack record fte wrote ({_problem(exc)}); if no fte command "
+            f"is using {data_dir}, delete the file and try again"
+        ) from None
+    if record.data_dir_id != _dir_id(path.parent):
+        log.debug("ignoring a stack record copied from another directory", origin=record.data_dir)
+        return None
+    return record
+
+
+def read_ports(data_dir: Path) -> dict[str, int]:
+    """The ports remembered for this directory ({} if none); a malformed file is an error."""
+    path = Path(data_dir) / PORTS_RECORD
+    try:
+        return _PORTS_FILE.validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise RuntimeSetupError(f"cannot read {path}: {exc}") from None
+    except ValidationError as exc:
+        raise RuntimeSetupError(
+            f"{path} is not a ports record fte wrote ({_problem(exc)}); delete it and fte "
+            "picks new ports"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -86,30 +177,50 @@ class RuntimeEndpoint:
 
 def external_endpoint() -> RuntimeEndpoint | None:
     """The sidecar named by the environment (dapr run, Kubernetes), if any."""
+    problem = sidecar_env.problem()
+    if problem is not None:
+        raise RuntimeSetupError(problem)
     endpoint = os.environ.get("DAPR_GRPC_ENDPOINT")
-    port = os.environ.get("DAPR_GRPC_PORT")
-    if not endpoint and not port:
+    port = sidecar_env.port("DAPR_GRPC_PORT")
+    if not endpoint and port is None:
         return None
-    http_port = os.environ.get("DAPR_HTTP_PORT")
+    http_port = sidecar_env.port("DAPR_HTTP_PORT")
     if endpoint:
         return RuntimeEndpoint(
             host=None,
             grpc_port=None,
-            http_port=int(http_port) if http_port else None,
+            http_port=http_port,
             owned=False,
             description=f"external sidecar at DAPR_GRPC_ENDPOINT={endpoint}",
         )
-    assert port is not None
-    if not port.isdigit():
-        raise RuntimeSetupError(f"DAPR_GRPC_PORT must be a port number, got {port!r}")
     host = os.environ.get("DAPR_RUNTIME_HOST", "127.0.0.1")
     return RuntimeEndpoint(
         host=host,
-        grpc_port=int(port),
-        http_port=int(http_port) if http_port else None,
+        grpc_port=port,
+        http_port=http_port,
         owned=False,
         description=f"external sidecar at {host}:{port}",
     )
+
+
+_REACH_TIMEOUT_S = 3.0
+
+
+def check_reachable(endpoint: RuntimeEndpoint) -> None:
+    """Fail in seconds, with what to do, when nothing listens at an external sidecar's port.
+
+    Otherwise the SDK's clients wait a minute on a dead port before failing.
+    """
+    if endpoint.host is None or endpoint.grpc_port is None:
+        return  # DAPR_GRPC_ENDPOINT: the SDK parses it (scheme, TLS); it reports itself
+    try:
+        socket.create_connection((endpoint.host, endpoint.grpc_port), _REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RuntimeSetupError(
+            f"no Dapr sidecar answers at {endpoint.host}:{endpoint.grpc_port} "
+            f"(DAPR_GRPC_PORT): {exc.strerror or exc}; start it (dapr run ...) or unset "
+            "DAPR_GRPC_PORT to use the embedded runtime"
+        ) from None
 
 
 def _free_port() -> int:
@@ -142,13 +253,31 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _pid_runs(pid: int, executable: str) -> bool:
-    """True when `pid` is alive and runs `executable` (guards against PID reuse)."""
+# Arguments of the runtime processes that name a path inside their data directory.
+_DATA_DIR_FLAGS = ("--etcd-data-dir", "--identity-directory-write")
+
+
+def _runs_in(pid: int, executable: str, data_dir: Path) -> bool:
+    """True when `pid` runs `executable` for `data_dir`: never signal anything else.
+
+    A recorded pid may since have been reused by another program, or belong to the stack of
+    another data directory (a copied record). Launched processes run in their data
+    directory and the scheduler names it in its arguments; /proc shows both.
+    """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = [
+            arg.decode(errors="replace")
+            for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        ]
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return False
-    return bool(cmdline) and cmdline[0].decode(errors="replace") == executable
+    if not argv or argv[0] != executable or cwd != data_dir:
+        return False
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag in _DATA_DIR_FLAGS and not Path(value).is_relative_to(data_dir):
+            return False
+    return True
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -198,7 +327,7 @@ def _die_with_parent() -> None:
 
 @dataclass
 class _Proc:
-    role: str
+    role: Role
     popen: subprocess.Popen[bytes]
     log_file: IO[bytes]
 
@@ -215,7 +344,7 @@ class EmbeddedStack:
     log_level: str = "info"
     attach_timeout_s: float = READY_TIMEOUT_S
     _procs: list[_Proc] = field(default_factory=list, init=False)
-    _lock_fd: int | None = field(default=None, init=False)
+    _lock: locks.FileLock | None = field(default=None, init=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False)
     endpoint: RuntimeEndpoint | None = field(default=None, init=False)
 
@@ -232,6 +361,9 @@ class EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.components_dir.is_dir():
             raise RuntimeSetupError(f"components directory {self.components_dir} does not exist")
+        # Malformed records are one-line errors before anything is locked or started.
+        read_record(self.data_dir)
+        read_ports(self.data_dir)
         deadline = time.monotonic() + self.attach_timeout_s
         while not self._acquire_lock():
             attached = self._attach(deadline)
@@ -271,12 +403,10 @@ class EmbeddedStack:
         for proc in reversed(self._procs):
             self._terminate(proc)
         self._procs.clear()
-        if self._lock_fd is not None:
+        if self._lock is not None and self._lock.held:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / STACK_RECORD).unlink()
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+            self._lock.release()
 
     def __enter__(self) -> RuntimeEndpoint:
         return self.start()
@@ -290,21 +420,14 @@ class EmbeddedStack:
 
     @property
     def owner(self) -> bool:
-        return self._lock_fd is not None
+        return self._lock is not None and self._lock.held
 
     # -- ownership -------------------------------------------------------
 
     def _acquire_lock(self) -> bool:
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        self._lock_fd = fd
-        return True
+        if self._lock is None:
+            self._lock = locks.FileLock(self.data_dir / LOCK_FILE)
+        return self._lock.acquire(patience_s=0.1)
 
     def _attach(self, deadline: float) -> RuntimeEndpoint | None:
         """Another launcher owns the directory: reuse its stack once it is healthy.
@@ -313,51 +436,48 @@ class EmbeddedStack:
         """
         record = None
         while time.monotonic() < deadline:
-            record = _read_record(self.data_dir)
+            record = read_record(self.data_dir)
             if record and _serving(record):
-                ports = record["ports"]
                 self.endpoint = RuntimeEndpoint(
                     host="127.0.0.1",
-                    grpc_port=int(ports["daprd_grpc"]),
-                    http_port=int(ports["daprd_http"]),
+                    grpc_port=record.ports["daprd_grpc"],
+                    http_port=record.ports["daprd_http"],
                     owned=False,
                     description=(
-                        f"embedded Dapr stack in {self.data_dir} "
-                        f"(owned by pid {record.get('owner_pid')})"
+                        f"embedded Dapr stack in {self.data_dir} (owned by pid {record.owner_pid})"
                     ),
                 )
                 return self.endpoint
-            if record is None or not _pid_alive(int(record.get("owner_pid", 0))):
+            if record is None or not _pid_alive(record.owner_pid):
                 # No record yet (owner still starting) or the owner is gone: if the
                 # lock is free now, the caller takes over.
                 if self._lock_is_free():
                     return None
             time.sleep(0.1)
-        owner = record.get("owner_pid") if record else "unknown"
+        owner = record.owner_pid if record else "unknown"
         raise DataDirInUseError(
             f"data directory {self.data_dir} is locked by another fte process (pid {owner}) "
             "whose Dapr runtime is not healthy; stop that process or choose another --data-dir"
         )
 
     def _lock_is_free(self) -> bool:
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-        return True
+        return not locks.is_held(self.data_dir / LOCK_FILE)
 
     def _stop_stale(self) -> None:
-        """Stop processes a crashed launcher left behind (we hold the lock, so none is live)."""
-        record = _read_record(self.data_dir)
+        """Stop processes a crashed launcher left behind (we hold the lock, so none is live).
+
+        Only processes that run in this directory: a record copied from another directory
+        is not read at all (`read_record`), and a recorded pid must still run the recorded
+        executable here.
+        """
+        record = read_record(self.data_dir)
         if not record:
+            (self.data_dir / STACK_RECORD).unlink(missing_ok=True)  # none, or not ours
             return
         stale = [
-            (role, int(pid))
-            for role, pid in record.get("pids", {}).items()
-            if _pid_runs(int(pid), record.get("executables", {}).get(role, ""))
+            (role, pid)
+            for role, pid in record.pids.items()
+            if _runs_in(pid, record.executables.get(role, ""), self.data_dir)
         ]
         for role, pid in stale:
             log.warning("stopping stale runtime process", role=role, pid=pid)
@@ -372,30 +492,48 @@ class EmbeddedStack:
                     os.kill(pid, signal.SIGKILL)
         (self.data_dir / STACK_RECORD).unlink(missing_ok=True)
 
+    def _record_for(
+        self,
+        *,
+        owner_pid: int,
+        ready: bool,
+        pids: Mapping[Role, int],
+        executables: Mapping[Role, str],
+        ports: Mapping[str, int] | None = None,
+        binaries: str = "",
+    ) -> StackRecord:
+        return StackRecord(
+            data_dir=str(self.data_dir),
+            data_dir_id=_dir_id(self.data_dir),
+            owner_pid=owner_pid,
+            ready=ready,
+            ports=dict(self._ports if ports is None else ports),
+            pids=dict(pids),
+            executables=dict(executables),
+            binaries=binaries,
+        )
+
     def _write_record(self, binaries: SidecarBinaries, *, ready: bool) -> None:
-        record = {
-            "owner_pid": os.getpid(),
-            "ready": ready,
-            "ports": self._ports,
-            "pids": {p.role: p.popen.pid for p in self._procs},
-            "executables": {
+        record = self._record_for(
+            owner_pid=os.getpid(),
+            ready=ready,
+            pids={p.role: p.popen.pid for p in self._procs},
+            executables={
                 "placement": str(binaries.placement),
                 "scheduler": str(binaries.scheduler),
                 "daprd": str(binaries.daprd),
             },
-            "binaries": binaries.origin,
-        }
+            binaries=binaries.origin,
+        )
         tmp = self.data_dir / (STACK_RECORD + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
+        tmp.write_text(record.model_dump_json(indent=2))
         tmp.replace(self.data_dir / STACK_RECORD)
 
     # -- launching -------------------------------------------------------
 
     def _choose_ports(self) -> dict[str, int]:
         path = self.data_dir / PORTS_RECORD
-        remembered: dict[str, int] = {}
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            remembered = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+        remembered = read_ports(self.data_dir)
         ports: dict[str, int] = {}
         for name in _PORT_NAMES:
             port = remembered.get(name)
@@ -407,7 +545,7 @@ class EmbeddedStack:
         path.write_text(json.dumps(ports, indent=2))
         return ports
 
-    def _spawn(self, role: str, argv: list[str], process_group: int) -> _Proc:
+    def _spawn(self, role: Role, argv: list[str], process_group: int) -> _Proc:
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
         log_file = (logs / f"{role}.log").open("ab")
@@ -520,24 +658,21 @@ class EmbeddedStack:
         proc.log_file.close()
 
 
-def _read_record(data_dir: Path) -> dict[str, Any] | None:
-    try:
-        record: dict[str, Any] = json.loads((Path(data_dir) / STACK_RECORD).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return record
-
-
-def _serving(record: dict[str, Any]) -> bool:
+def _serving(record: StackRecord) -> bool:
     """The recorded stack finished starting and its daprd answers its health check."""
-    health = f"http://127.0.0.1:{record['ports']['daprd_http']}/v1.0/healthz"
-    return bool(record.get("ready")) and _http_ok(health)
+    health = f"http://127.0.0.1:{record.ports['daprd_http']}/v1.0/healthz"
+    return record.ready and _http_ok(health)
 
 
-def live_stack(data_dir: Path) -> dict[str, Any] | None:
-    """The stack record of a healthy stack another process serves from `data_dir`, if any."""
-    record = _read_record(data_dir)
-    if record is None or not _pid_alive(int(record.get("owner_pid", 0))):
+def live_stack(data_dir: Path) -> StackRecord | None:
+    """The record of a healthy stack a live owner serves from `data_dir`, if any.
+
+    The owner must hold this directory's lock: a record alone proves nothing.
+    """
+    record = read_record(data_dir)
+    if record is None or not _pid_alive(record.owner_pid):
+        return None
+    if not locks.is_held(Path(data_dir) / LOCK_FILE):
         return None
     return record if _serving(record) else None
 
@@ -547,6 +682,7 @@ def dapr_runtime(data_dir: Path) -> Iterator[RuntimeEndpoint]:
     """Yield an endpoint: the external sidecar if the environment names one, else our own stack."""
     external = external_endpoint()
     if external is not None:
+        check_reachable(external)
         yield external
         return
     stack = EmbeddedStack(data_dir=data_dir)

@@ -303,6 +303,31 @@ def test_cancel_runs_compensation(gated_run: tuple[subprocess.Popen[str], Path, 
 # -- bad input: one line, a distinct exit code, no traceback, nothing lost -----------
 
 
+def _in_data_dir(tmp_path: Path, name: str, content: str, argv: list[str]) -> list[str]:
+    """`argv`, run on a data directory that holds `name` with `content`."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    (data_dir / name).write_text(content)
+    return argv
+
+
+_ALL_PORTS = {
+    name: 40000 + i
+    for i, name in enumerate(
+        ("placement", "placement_healthz", "placement_raft", "scheduler", "scheduler_healthz",
+         "scheduler_etcd_client", "scheduler_etcd_peer", "daprd_grpc", "daprd_http",
+         "daprd_internal_grpc")
+    )
+}  # fmt: skip
+
+
+def _stack_json(**changes: object) -> str:
+    """A stack record as the launcher writes it, with `changes`."""
+    record = {"data_dir": "d", "data_dir_id": [1, 2], "owner_pid": 1, "ready": True,
+              "ports": _ALL_PORTS, "pids": {}, "executables": {}}  # fmt: skip
+    return json.dumps(record | changes)
+
+
 def _corpus(tmp_path: Path, files: dict[str, bytes]) -> str:
     root = tmp_path / "corpus"
     root.mkdir()
@@ -380,7 +405,105 @@ BAD_RESEARCH_INPUTS = [
     pytest.param(
         lambda t: ["report", "x", "--format", "pdf"], 2, "invalid choice", id="bad-format"
     ),
+    # Runtime set-up (exit 3): a leading NAME=value sets the environment, as in a shell.
+    pytest.param(
+        lambda t: _in_data_dir(t, "stack.json", "[1]", ["list"]),
+        3,
+        "stack.json is not a stack record fte wrote (Input should be an object)",
+        id="stack-json-not-an-object",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(t, "stack.json", "{", ["status", "x"]),
+        3,
+        "stack.json is not a stack record fte wrote (Invalid JSON",
+        id="stack-json-not-json",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(
+            t,
+            "stack.json",
+            _stack_json(owner_pid="me"),
+            ["list"],
+        ),
+        3,
+        "owner_pid: Input should be a valid integer",
+        id="stack-json-wrong-type",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(
+            t,
+            "stack.json",
+            _stack_json(ports={"daprd_grpc": 1}),
+            ["research", QUERY, "--detach", "--offline"],
+        ),
+        3,
+        "ports: Value error, missing placement",
+        id="stack-json-missing-ports",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(
+            t,
+            "stack.json",
+            _stack_json(ports={**_ALL_PORTS, "daprd_http": 70000}),
+            ["list"],
+        ),
+        3,
+        "ports.daprd_http: Input should be less than or equal to 65535",
+        id="stack-json-port-out-of-range",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(t, "ports.json", "[1]", ["list"]),
+        3,
+        "ports.json is not a ports record fte wrote (Input should be an object)",
+        id="ports-json-not-an-object",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(t, "ports.json", '{"daprd_grpc": "x"}', ["list"]),
+        3,
+        "daprd_grpc: Input should be a valid integer",
+        id="ports-json-wrong-type",
+    ),
+    pytest.param(
+        lambda t: _in_data_dir(t, "ports.json", '{"daprd_grpc": 0}', ["list"]),
+        3,
+        "daprd_grpc: Input should be greater than or equal to 1",
+        id="ports-json-port-out-of-range",
+    ),
+    pytest.param(
+        lambda t: ["DAPR_GRPC_PORT=abc", "list"],
+        3,
+        "DAPR_GRPC_PORT must be a port number (1-65535), got 'abc'",
+        id="dapr-grpc-port-not-a-number",
+    ),
+    pytest.param(
+        lambda t: ["DAPR_GRPC_PORT=70000", "status", "x"],
+        3,
+        "DAPR_GRPC_PORT must be a port number (1-65535), got '70000'",
+        id="dapr-grpc-port-out-of-range",
+    ),
+    pytest.param(
+        lambda t: ["DAPR_GRPC_PORT=1", "list"],
+        3,
+        "no Dapr sidecar answers at 127.0.0.1:1",
+        id="dapr-grpc-port-nothing-listens",
+    ),
+    pytest.param(
+        lambda t: ["DAPR_HTTP_PORT=x", "DAPR_GRPC_PORT=1", "research", QUERY, "--detach"],
+        3,
+        "DAPR_HTTP_PORT must be a port number",
+        id="dapr-http-port-not-a-number",
+    ),
 ]
+
+
+def _split_assignments(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Leading NAME=value items are environment settings, the rest is the command line."""
+    env: dict[str, str] = {}
+    while args and re.fullmatch(r"[A-Z_]+=.*", args[0]):
+        name, _, value = args[0].partition("=")
+        env[name] = value
+        args = args[1:]
+    return env, args
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_RESEARCH_INPUTS)
@@ -388,10 +511,12 @@ def test_bad_input_is_one_line_with_exit_code(
     tmp_path: Path, argv: object, code: int, message: str
 ) -> None:
     assert callable(argv)
-    result = fte(*argv(tmp_path), "--data-dir", str(tmp_path / "data"))
+    env, args = _split_assignments(argv(tmp_path))
+    result = fte(*args, "--data-dir", str(tmp_path / "data"), env=_env(**env))
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Health check" not in result.stdout  # the SDK's own waiting, a minute of it
     error_lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(error_lines) == 1, result.stderr
     # Input errors are caught before anything is started or stored.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,18 +21,19 @@ from fte.dapr_stack import (
     RuntimeEndpoint,
     dapr_runtime,
     external_endpoint,
+    live_stack,
 )
-from fte.errors import DataDirInUseError, SidecarBuildError
+from fte.errors import DataDirInUseError, RuntimeSetupError, SidecarBuildError
 from tests.support import PROJECT_ROOT
-from tests.support.processes import wait_for
+from tests.support.processes import LoggedProcess, wait_for
 
 # A stand-in for a leftover runtime process: its /proc cmdline starts with sys.executable.
 _SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"]
 
 
-def _start_sleeper() -> subprocess.Popen[str]:
+def _start_sleeper(cwd: Path | None = None) -> subprocess.Popen[str]:
     """Start it and wait until it has exec'd (before that, /proc shows pytest's cmdline)."""
-    proc = subprocess.Popen(_SLEEPER, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_SLEEPER, stdout=subprocess.PIPE, text=True, cwd=cwd)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     return proc
 
@@ -96,22 +99,26 @@ def test_killed_launcher_leaves_no_orphans_and_data_dir_restarts(tmp_path: Path)
         assert endpoint.owned
 
 
+def _stale_record(data_dir: Path, pid: int, executable: str = sys.executable) -> None:
+    """The record a crashed launcher on `data_dir` leaves: one runtime process, `pid`."""
+    stack = EmbeddedStack(data_dir=data_dir)
+    record = stack._record_for(
+        owner_pid=999999,
+        ready=True,
+        pids={"daprd": pid},
+        executables={"daprd": executable},
+        ports=stack._choose_ports(),
+    )
+    (data_dir / STACK_RECORD).write_text(record.model_dump_json())
+
+
 def test_stale_processes_of_a_crashed_launcher_are_stopped(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    sleeper = _start_sleeper()
+    # Launched runtime processes run in their data directory; that is what binds them to it.
+    sleeper = _start_sleeper(cwd=data_dir)
     try:
-        (data_dir / STACK_RECORD).write_text(
-            json.dumps(
-                {
-                    "owner_pid": 999999,
-                    "ready": True,
-                    "ports": {},
-                    "pids": {"daprd": sleeper.pid},
-                    "executables": {"daprd": sys.executable},
-                }
-            )
-        )
+        _stale_record(data_dir, sleeper.pid)
         stack = EmbeddedStack(data_dir=data_dir)
         assert stack._acquire_lock()
         stack._stop_stale()
@@ -129,11 +136,9 @@ def test_stale_record_never_kills_an_unrelated_process_that_reused_the_pid(
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    bystander = _start_sleeper()
+    bystander = _start_sleeper(cwd=data_dir)
     try:
-        (data_dir / STACK_RECORD).write_text(
-            json.dumps({"pids": {"daprd": bystander.pid}, "executables": {"daprd": "/x/daprd"}})
-        )
+        _stale_record(data_dir, bystander.pid, executable="/x/daprd")
         stack = EmbeddedStack(data_dir=data_dir)
         assert stack._acquire_lock()
         stack._stop_stale()
@@ -142,6 +147,79 @@ def test_stale_record_never_kills_an_unrelated_process_that_reused_the_pid(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_recorded_process_of_another_data_dir_is_never_signalled(tmp_path: Path) -> None:
+    # The record is this directory's, but the process runs in another one (a PID reused by
+    # another stack's daprd): only a process running in this directory may be stopped.
+    data_dir, elsewhere = tmp_path / "data", tmp_path / "other"
+    data_dir.mkdir()
+    elsewhere.mkdir()
+    bystander = _start_sleeper(cwd=elsewhere)
+    try:
+        _stale_record(data_dir, bystander.pid)
+        stack = EmbeddedStack(data_dir=data_dir)
+        assert stack._acquire_lock()
+        stack._stop_stale()
+        stack.stop()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_record_copied_from_another_data_dir_is_ignored(tmp_path: Path) -> None:
+    original, copy = tmp_path / "dA", tmp_path / "dB"
+    original.mkdir()
+    sleeper = _start_sleeper(cwd=original)
+    try:
+        _stale_record(original, sleeper.pid)
+        subprocess.run(["cp", "-a", str(original), str(copy)], check=True)
+        stack = EmbeddedStack(data_dir=copy)
+        assert stack._acquire_lock()
+        stack._stop_stale()  # the copy's record describes dA's processes: hands off
+        stack.stop()
+        assert sleeper.poll() is None
+        assert live_stack(copy) is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _env_without_runtime() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DAPR_", "FTE_DATA_DIR"))}
+
+
+@pytest.mark.engine
+def test_cp_a_of_a_live_data_dir_leaves_the_original_stack_alone(tmp_path: Path) -> None:
+    """`cp -a dA dB; fte list --data-dir dB` once sent SIGTERM to dA's stack."""
+    original, copy = tmp_path / "dA", tmp_path / "dB"
+    owner = LoggedProcess(
+        [sys.executable, "-m", "fte", "up", "--data-dir", str(original)],
+        tmp_path / "up.log",
+        env=_env_without_runtime(),
+    )
+    try:
+        wait_for(lambda: owner.alive() and live_stack(original) is not None, "fte up's stack")
+        pids = json.loads((original / STACK_RECORD).read_text())["pids"]
+        subprocess.run(["cp", "-a", str(original), str(copy)], check=True)
+        assert live_stack(copy) is None  # dA's stack does not serve dB
+
+        listing = subprocess.run(
+            [sys.executable, "-m", "fte", "list", "--data-dir", str(copy)],
+            cwd=PROJECT_ROOT,
+            env=_env_without_runtime(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+        assert listing.returncode == 0, listing.stderr
+        assert all(_alive(pid) for pid in pids.values()), owner.log()
+        assert owner.alive() and live_stack(original) is not None
+        assert json.loads((original / STACK_RECORD).read_text())["pids"] == pids
+    finally:
+        owner.stop()
 
 
 def test_locked_data_dir_with_unhealthy_stack_is_refused_clearly(tmp_path: Path) -> None:
@@ -171,19 +249,38 @@ def test_locked_data_dir_with_unhealthy_stack_is_refused_clearly(tmp_path: Path)
 def test_external_sidecar_from_environment_launches_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("DAPR_GRPC_ENDPOINT", raising=False)
-    monkeypatch.setenv("DAPR_GRPC_PORT", "50123")
-    monkeypatch.setenv("DAPR_HTTP_PORT", "3599")
-    data_dir = tmp_path / "never-created"
-    with dapr_runtime(data_dir) as endpoint:
-        assert endpoint == RuntimeEndpoint(
-            host="127.0.0.1",
-            grpc_port=50123,
-            http_port=3599,
-            owned=False,
-            description="external sidecar at 127.0.0.1:50123",
-        )
+    # A listening loopback socket stands in for the sidecar's gRPC port.
+    with socket.create_server(("127.0.0.1", 0)) as sidecar:
+        port = sidecar.getsockname()[1]
+        monkeypatch.delenv("DAPR_GRPC_ENDPOINT", raising=False)
+        monkeypatch.setenv("DAPR_GRPC_PORT", str(port))
+        monkeypatch.setenv("DAPR_HTTP_PORT", "3599")
+        data_dir = tmp_path / "never-created"
+        with dapr_runtime(data_dir) as endpoint:
+            assert endpoint == RuntimeEndpoint(
+                host="127.0.0.1",
+                grpc_port=port,
+                http_port=3599,
+                owned=False,
+                description=f"external sidecar at 127.0.0.1:{port}",
+            )
     assert not data_dir.exists()
+
+
+def test_external_sidecar_that_is_not_there_fails_in_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # free again once closed: nothing listens there
+    monkeypatch.delenv("DAPR_GRPC_ENDPOINT", raising=False)
+    monkeypatch.setenv("DAPR_GRPC_PORT", str(port))
+    started = time.monotonic()
+    with (
+        pytest.raises(RuntimeSetupError, match=f"no Dapr sidecar answers at 127.0.0.1:{port}"),
+        dapr_runtime(tmp_path / "never-created"),
+    ):
+        pass
+    assert time.monotonic() - started < 5
 
 
 def test_grpc_endpoint_variable_defers_to_the_sdk_settings(monkeypatch: pytest.MonkeyPatch) -> None:
