@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from fte import __version__, progress_view
+from fte.changes import render_markdown as render_changes
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
@@ -33,6 +35,9 @@ from fte.research import (
     validate_task_id,
     write_report,
 )
+from fte.schedule.client import MAX_NAME as MAX_SCHEDULE_NAME
+from fte.schedule.client import ScheduleClient, make_spec
+from fte.schedule.contracts import OVERLAP_POLICIES, ScheduleStatus, format_seconds
 from fte.wiring import research_worker
 
 EXIT_OK = 0
@@ -165,7 +170,75 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="report folder (default: reports)")
     report.add_argument("--force", action="store_true")
     _add_data_dir(report)
+
+    serve = commands.add_parser(
+        "serve",
+        help="long-running: the embedded stack and a worker serving runs and schedules "
+        "until SIGTERM or Ctrl-C",
+    )
+    serve.add_argument("--offline", action="store_true", help="use the built-in offline model")
+    _add_data_dir(serve)
+    _add_schedule_parsers(commands)
     return parser
+
+
+def _add_schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        help="recurring research: add, list, show, pause, resume, trigger, remove, diff",
+        epilog=EXIT_CODES_HELP,
+    )
+    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add",
+        help="ask a question again and again; fires while `fte serve` runs",
+        epilog=EXIT_CODES_HELP,
+    )
+    add.add_argument("name", help=f"schedule name (1-{MAX_SCHEDULE_NAME} letters, digits, - _)")
+    add.add_argument("query", help="the research question")
+    cadence = add.add_mutually_exclusive_group(required=True)
+    cadence.add_argument("--every", help="interval: 90s, 30m, 6h, 1d, 1h30m (epoch-aligned)")
+    cadence.add_argument("--cron", help='cron expression, e.g. "0 7 * * MON"')
+    add.add_argument("--tz", default="UTC", help="IANA time zone of --cron and local times")
+    add.add_argument("--corpus", type=Path, help="folder of .md/.txt/.html")
+    add.add_argument("--start-at", help="ISO-8601; no fire before (local to --tz if no offset)")
+    add.add_argument("--end-at", help="ISO-8601; no fire after")
+    add.add_argument("--overlap", choices=OVERLAP_POLICIES, default="skip")
+    add.add_argument(
+        "--catchup-window",
+        default="1h",
+        help="fires missed while nothing ran are made up if this recent (default 1h)",
+    )
+    add.add_argument("--jitter", default="", help="spread fires by up to this, e.g. 5m")
+    add.add_argument("--approve-plan", action="store_true", help="each run waits for `fte approve`")
+    add.add_argument("--model", help="model name for every agent (default: $FTE_MODEL)")
+    add.add_argument("--offline", action="store_true", help="use the built-in offline model")
+    _add_data_dir(add)
+
+    listing = actions.add_parser("list", help="schedules, next fire, last run, last change")
+    _add_data_dir(listing)
+    show = actions.add_parser("show", help="a schedule's spec, counts, recent fires and runs")
+    show.add_argument("name")
+    show.add_argument("--runs", type=int, default=10, help="how many recent runs (default 10)")
+    _add_data_dir(show)
+    pause = actions.add_parser("pause", help="stop firing until resumed (idempotent)")
+    pause.add_argument("name")
+    pause.add_argument("--reason", default="")
+    _add_data_dir(pause)
+    for action, text in (
+        ("resume", "fire again; fires passed while paused are skipped (idempotent)"),
+        ("trigger", "fire now, through the overlap policy"),
+        ("remove", "end the schedule and delete its history; its runs stay (idempotent)"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("name")
+        _add_data_dir(sub)
+    diff = actions.add_parser(
+        "diff", help="what changed between two completed runs (default: the last two)"
+    )
+    diff.add_argument("name")
+    diff.add_argument("runs", nargs="*", metavar="RUN", help="RUN_A RUN_B (older, newer)")
+    _add_data_dir(diff)
 
 
 def _cmd_sidecar(args: argparse.Namespace) -> int:
@@ -326,9 +399,19 @@ _IDLE_EXIT_S = 10.0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    """`fte worker [--until-idle]` and `fte serve` (a worker that never idles out).
+
+    Schedules do not keep `--until-idle` alive: they are eternal, so a worker started in
+    the background by a command would never exit. They fire while `fte serve` or a plain
+    `fte worker` runs; a fire missed meanwhile is made up within its catch-up window.
+    """
+    serving = args.command == "serve"
+    until_idle = getattr(args, "until_idle", False)
     choice = choose_model(args.settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if serving:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
     with (
         dapr_runtime(args.settings.data_dir) as endpoint,
         research_worker(
@@ -339,11 +422,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         ),
         ResearchClient(endpoint) as client,
     ):
-        _say(f"fte worker serving research runs on {endpoint.description}; Ctrl-C to stop")
+        if serving:
+            _say(
+                f"fte serve: serving research runs and schedules on {endpoint.description}; "
+                "SIGTERM or Ctrl-C stops it"
+            )
+        else:
+            _say(f"fte worker serving research runs on {endpoint.description}; Ctrl-C to stop")
         idle_since = time.monotonic()
         try:
             while not stop.wait(2.0):
-                if not args.until_idle:
+                if not until_idle:
                     continue
                 if any(run.state not in SETTLED_STATES for run in client.runs()):
                     idle_since = time.monotonic()
@@ -352,6 +441,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                     break
         except KeyboardInterrupt:
             pass
+    if serving:
+        _say("fte serve: stopped")
     return EXIT_OK
 
 
@@ -470,6 +561,201 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- schedules ------------------------------------------------------------------
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    handlers = {
+        "add": _schedule_add,
+        "list": _schedule_list,
+        "show": _schedule_show,
+        "pause": _schedule_control,
+        "resume": _schedule_control,
+        "trigger": _schedule_control,
+        "remove": _schedule_remove,
+        "diff": _schedule_diff,
+    }
+    return handlers[args.schedule_command](args)
+
+
+def _schedule_add(args: argparse.Namespace) -> int:
+    settings = args.settings
+    choice = choose_model(settings)
+    config = build_config(settings, query=args.query, choice=choice, approve_plan=args.approve_plan)
+    # Validated before anything starts: bad input is a usage error, not a broken schedule.
+    spec = make_spec(
+        name=args.name,
+        run=config,
+        every=args.every,
+        cron=args.cron,
+        tz=args.tz,
+        start_at=args.start_at,
+        end_at=args.end_at,
+        overlap=args.overlap,
+        catchup_window=args.catchup_window,
+        jitter=args.jitter,
+        min_interval_s=settings.schedule_min_interval_s,
+    )
+    with _with_client(args, serve=True) as client:
+        schedules = ScheduleClient(client)
+        schedules.add(spec)
+        view = schedules.wait_started(spec.name)
+    print(spec.name)
+    _say(
+        f"Schedule {spec.name} added: {spec.describe()}, next fire {_when(view.status, spec.tz)}. "
+        "It fires while `fte serve` (or `fte worker`) runs on this data directory; "
+        "fires missed meanwhile are made up within the catch-up window."
+    )
+    return EXIT_OK
+
+
+def _when(status: ScheduleStatus | None, tz: str) -> str:
+    if status is None:
+        return "not computed yet"
+    if status.paused:
+        return "none (paused)"
+    if status.next_fire is None:
+        return "none (past --end-at)"
+    moment = datetime.fromisoformat(status.next_fire)
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if tz == "UTC":
+        return utc
+    local = moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{local} ({utc})"
+
+
+def _run_state(client: ResearchClient, task_id: str | None) -> str:
+    if task_id is None:
+        return "-"
+    try:
+        snap = client.snapshot(task_id)
+    except FteError:
+        return "missing"
+    return snap.end_state or (snap.progress.stage if snap.progress else "pending")
+
+
+def _last_change(client: ResearchClient, schedules: ScheduleClient, name: str) -> str:
+    for run in schedules.runs(name):
+        if run.state != "completed":
+            continue
+        changes = client.report(run.task_id).get("changes")
+        return str(changes["summary"]) if changes else "first completed run: nothing to compare"
+    return "no completed run yet"
+
+
+def _schedule_list(args: argparse.Namespace) -> int:
+    with _with_client(args) as client:
+        schedules = ScheduleClient(client)
+        views = schedules.all()
+        if not views:
+            _say('No schedules: fte schedule add NAME "question" --every 1d starts one')
+            return EXIT_OK
+        for view in views:
+            st = view.status
+            state = "paused" if st and st.paused else "active"
+            if st and st.paused and st.pause_reason:
+                state += f" ({st.pause_reason})"
+            print(f"{view.name}  {view.spec.describe()}  {state}")
+            print(f"  next fire: {_when(st, view.spec.tz)}")
+            if st is not None:
+                print(f"  last run:  {st.last_run or '-'} {_run_state(client, st.last_run)}")
+                print(
+                    f"  fires: {st.fires} ({st.started} started, {st.skipped_overlap} skipped "
+                    f"(overlap), {st.skipped_missed} missed, {st.skipped_paused} while paused; "
+                    f"{st.triggers} triggered)"
+                )
+            print(f"  last change: {_last_change(client, schedules, view.name)}")
+    return EXIT_OK
+
+
+def _schedule_show(args: argparse.Namespace) -> int:
+    with _with_client(args) as client:
+        schedules = ScheduleClient(client)
+        view = schedules.get(args.name)
+        spec, st = view.spec, view.status
+        print(f"schedule:   {spec.name} ({view.runtime_status.lower()})")
+        print(f"cadence:    {spec.describe()}")
+        print(f"window:     {spec.start_at or 'now'} .. {spec.end_at or 'open-ended'}")
+        print(
+            f"policy:     overlap {spec.overlap}, catch-up window "
+            f"{format_seconds(spec.catchup_window_s)}, jitter "
+            f"{format_seconds(spec.jitter_s) if spec.jitter_s else 'none'}"
+        )
+        print(f"question:   {spec.run.query}")
+        print(f"corpus:     {spec.run.corpus_dir}")
+        print(f"model:      {spec.run.endpoint.describe()}")
+        print(f"next fire:  {_when(st, spec.tz)}")
+        if st is not None:
+            if st.paused:
+                print(f"paused:     yes{f' ({st.pause_reason})' if st.pause_reason else ''}")
+            if st.buffered:
+                print(f"buffered:   the fire of {st.buffered} waits for the previous run")
+            print(
+                f"fires:      {st.fires} ({st.started} started, {st.skipped_overlap} skipped "
+                f"(overlap), {st.skipped_missed} missed, {st.skipped_paused} while paused; "
+                f"{st.triggers} triggered)"
+            )
+            print("recent fires:")
+            for record in st.recent[-args.runs :]:
+                detail = f" - {record.detail}" if record.detail else ""
+                print(
+                    f"  {record.fire_time}  {record.kind:<9} {record.outcome:<8} "
+                    f"{record.run_id}{detail}"
+                )
+        print("runs:")
+        out_dir = args.settings.out_dir
+        runs = schedules.runs(args.name)[: args.runs]
+        width = max((len(run.task_id) for run in runs), default=0)
+        for run in runs:
+            report = out_dir / f"{run.task_id}.md"
+            where = str(report) if report.exists() else f"fte report {run.task_id}"
+            where = where if run.state == "completed" else ""
+            print(f"  {run.task_id:<{width}}  {run.state:<16} {where}".rstrip())
+    return EXIT_OK
+
+
+def _schedule_control(args: argparse.Namespace) -> int:
+    action = args.schedule_command
+    with _with_client(args, serve=True) as client:
+        schedules = ScheduleClient(client)
+        request_id = schedules.control(args.name, action, getattr(args, "reason", ""))
+        view = schedules.wait_applied(args.name, request_id)
+    st = view.status
+    if action == "trigger" and st is not None:
+        fired = [r for r in st.recent if r.kind == "trigger"]
+        if fired:
+            record = fired[-1]
+            print(record.run_id)
+            _say(f"Triggered {args.name}: run {record.run_id} {record.outcome}")
+            return EXIT_OK
+    _say(
+        f"Schedule {args.name} {'paused' if st and st.paused else 'active'}; "
+        f"next fire {_when(st, view.spec.tz)}"
+    )
+    return EXIT_OK
+
+
+def _schedule_remove(args: argparse.Namespace) -> int:
+    with _with_client(args, serve=True) as client:
+        removed = ScheduleClient(client).remove(args.name)
+    _say(
+        f"Removed schedule {args.name}; its runs stay (fte list, fte purge)"
+        if removed
+        else f"Schedule {args.name} was already removed"
+    )
+    return EXIT_OK
+
+
+def _schedule_diff(args: argparse.Namespace) -> int:
+    if len(args.runs) not in (0, 2):
+        raise UsageError("fte schedule diff NAME [RUN_A RUN_B]: give two runs or none")
+    run_a, run_b = (args.runs[0], args.runs[1]) if args.runs else (None, None)
+    with _with_client(args) as client:
+        changes = ScheduleClient(client).diff(args.name, run_a, run_b)
+    print("\n".join(render_changes(changes)).rstrip())
+    return EXIT_OK
+
+
 def _duration(text: str) -> timedelta:
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if not match:
@@ -506,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     settings = args.settings
     # Only commands that run the pipeline write the JSON log (creating the data dir).
-    json_file = settings.log_file if args.command in ("research", "worker") else None
+    json_file = settings.log_file if args.command in ("research", "worker", "serve") else None
     configure_logging(
         verbose=args.debug,
         level=settings.log_level,
@@ -528,6 +814,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "watch": _cmd_watch,
         "list": _cmd_list,
         "purge": _cmd_purge,
+        "serve": _cmd_worker,
+        "schedule": _cmd_schedule,
     }
     try:
         return handlers[args.command](args)

@@ -241,6 +241,18 @@ class ScheduleClient:
         )
         return request_id
 
+    def wait_started(self, name: str, *, timeout_s: float = 60.0) -> ScheduleView:
+        """Wait until the loop's first execution has published its status."""
+        deadline = time.monotonic() + timeout_s
+        while (view := self.get(name)).status is None:
+            if time.monotonic() > deadline:
+                raise TaskStateError(
+                    f"schedule {name!r} did not start within {timeout_s:g}s; "
+                    "is a worker serving it (fte serve)?"
+                )
+            time.sleep(0.1)
+        return view
+
     def wait_applied(self, name: str, request_id: str, *, timeout_s: float = 60.0) -> ScheduleView:
         """Wait until the loop has applied `request_id` (or ended, for a removal)."""
         deadline = time.monotonic() + timeout_s
