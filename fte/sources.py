@@ -5,6 +5,13 @@ document into overlapping paragraph-aligned chunks and ranks them with Okapi BM2
 It is all in memory and all deterministic: the same files give the same passage
 IDs, the same scores and the same order, so a replayed activity or a cached run
 sees exactly what the first run saw.
+
+Only files inside the corpus directory are read: a symlink whose target resolves outside
+it (`leak.txt -> /etc/passwd`), a broken symlink, anything that is not a regular file and
+anything over `MAX_DOCUMENT_BYTES` is refused, logged with the reason and listed in
+`LocalCorpus.refused`. The check is made once when the directory is scanned and again on
+the opened file, so a file swapped for a symlink in between is refused too. Symlinked
+directories are not followed.
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ import hashlib
 import math
 import os
 import re
+import stat
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+import structlog
 
 from fte.contracts import Passage
 from fte.errors import CorpusError
@@ -30,6 +40,11 @@ _HTML_SUFFIXES = (".html", ".htm")
 BM25_K1 = 1.5
 BM25_B = 0.75
 PASSAGE_ID_CHARS = 12
+# Bigger files are refused rather than read whole into memory. Size alone is no problem
+# below this: documents are cut into passages of at most `chunk_chars` characters.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+log = structlog.get_logger(__name__)
 
 
 class SourceProvider(Protocol):
@@ -162,15 +177,38 @@ def _collapse(parts: Iterable[str]) -> str:
     return " ".join("".join(parts).split())
 
 
+def _read_confined(path: Path, root: Path) -> bytes:
+    """The file's bytes, if the file actually opened is a regular file inside `root`.
+
+    Checked on the open descriptor, not the name: the name may have been swapped for a
+    symlink since the scan.
+    """
+    # O_NONBLOCK: opening a FIFO that slipped in must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # no /proc: the name is the best evidence left
+            opened = path.resolve()
+        if not opened.is_relative_to(root):
+            raise _Refused(f"resolves to {opened}, outside the corpus directory {root}")
+        reason = _status_refusal(os.fstat(fd))
+        if reason is not None:
+            raise _Refused(reason)
+        return handle.read(MAX_DOCUMENT_BYTES + 1)
+
+
 def _read_document(path: Path, root: Path) -> _Document | None:
     """Parse one file; None when it holds no text (empty files are skipped, not errors)."""
     try:
-        data = path.read_bytes()
+        data = _read_confined(path, root)
     except OSError as error:
         raise CorpusError(
             f"cannot read corpus file {path}: {error.strerror}; fix its permissions or remove it",
             path=path,
         ) from error
+    if len(data) > MAX_DOCUMENT_BYTES:  # it grew after it was examined
+        raise _Refused(_too_large(len(data)))
     try:
         # A NUL byte never occurs in UTF-8 text but does in binaries and UTF-16 files.
         if b"\x00" in data:
@@ -215,17 +253,73 @@ def _checked_root(root: Path) -> Path:
     return root.resolve()
 
 
-def _corpus_files(root: Path) -> list[Path]:
+@dataclass(frozen=True)
+class RefusedFile:
+    """A file under the corpus directory that was not read, and why."""
+
+    path: Path
+    reason: str
+
+
+class _Refused(Exception):
+    """Raised while reading a file that turned out not to be confined after all."""
+
+
+class Scan(NamedTuple):
+    """The supported files under a corpus root: those to read, with their status, and refusals."""
+
+    files: list[tuple[Path, os.stat_result]]
+    refused: list[RefusedFile]
+
+
+def _refusal(path: Path, root: Path) -> tuple[str | None, os.stat_result | None]:
+    """Why `path` must not be read (None if it may be), and its target's status if it may."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
+        return "a broken symlink or a symlink loop", None
+    if not target.is_relative_to(root):
+        return f"resolves to {target}, outside the corpus directory {root}", None
+    try:
+        status = target.stat()
+    except OSError as error:
+        return f"cannot be examined ({error.strerror})", None
+    return _status_refusal(status), status
+
+
+def _status_refusal(status: os.stat_result) -> str | None:
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file (a device, pipe or socket)"
+    if status.st_size > MAX_DOCUMENT_BYTES:
+        return _too_large(status.st_size)
+    return None
+
+
+def _too_large(size: int) -> str:
+    limit = f"{MAX_DOCUMENT_BYTES / (1024 * 1024):g} MiB"
+    return f"larger than {limit} ({size:,} bytes or more); split it into smaller documents"
+
+
+def _scan(root: Path) -> Scan:
     """Supported files under `root`, hidden files and directories skipped, in a stable order."""
-    found: list[Path] = []
+    candidates: list[Path] = []
+    # Not following symlinked directories keeps the walk inside `root` and free of loops.
     for directory, subdirs, filenames in os.walk(root):
         subdirs[:] = [name for name in subdirs if not name.startswith(".")]
-        found.extend(
+        candidates.extend(
             Path(directory, name)
             for name in filenames
             if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
         )
-    return sorted(found, key=lambda path: path.relative_to(root).as_posix())
+    candidates.sort(key=lambda path: path.relative_to(root).as_posix())
+    scan = Scan(files=[], refused=[])
+    for path in candidates:
+        reason, status = _refusal(path, root)
+        if reason is None and status is not None:
+            scan.files.append((path, status))
+        else:
+            scan.refused.append(RefusedFile(path, reason or "refused"))
+    return scan
 
 
 def corpus_fingerprint(root: Path) -> str:
@@ -236,10 +330,13 @@ def corpus_fingerprint(root: Path) -> str:
     """
     root = _checked_root(root)
     digest = hashlib.sha256()
-    for path in _corpus_files(root):
-        stat = path.stat()
+    scan = _scan(root)
+    for path, status in scan.files:
         relative = path.relative_to(root).as_posix()
-        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{relative}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    for refused in scan.refused:
+        relative = refused.path.relative_to(root).as_posix()
+        digest.update(f"{relative}\0refused\0{refused.reason}\n".encode())
     return digest.hexdigest()
 
 
@@ -252,14 +349,15 @@ _WORD_WITH_SPACE = re.compile(r"\S+\s*")
 def _split_paragraph(paragraph: str, max_chars: int) -> list[str]:
     """Cut an over-long paragraph at whitespace into pieces of at most `max_chars`.
 
-    A single word longer than `max_chars` (a URL, a hash) becomes its own piece:
-    keeping words whole matters more than the size bound.
+    A "word" longer than `max_chars` (a minified line, a base64 blob) is cut at the
+    bound: the size bound is what keeps every passage, search result and prompt small,
+    whatever a file holds.
     """
     if len(paragraph) <= max_chars:
         return [paragraph]
     pieces: list[str] = []
     current = ""
-    for word in _WORD_WITH_SPACE.findall(paragraph):
+    for word in _words_at_most(paragraph, max_chars):
         if current and len(current) + len(word.rstrip()) > max_chars:
             pieces.append(current.rstrip())
             current = ""
@@ -267,6 +365,16 @@ def _split_paragraph(paragraph: str, max_chars: int) -> list[str]:
     if current.strip():
         pieces.append(current.rstrip())
     return pieces
+
+
+def _words_at_most(text: str, max_chars: int) -> Iterator[str]:
+    """The words of `text` with their trailing whitespace, over-long words cut to size."""
+    for word in _WORD_WITH_SPACE.findall(text):
+        if len(word.rstrip()) <= max_chars:
+            yield word
+            continue
+        for start in range(0, len(word), max_chars):
+            yield word[start : start + max_chars]
 
 
 def _word_tail(text: str, max_chars: int) -> str:
@@ -351,14 +459,38 @@ def tokenize(text: str) -> list[str]:
     return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOP_WORDS]
 
 
+def _nothing_to_read(root: Path, total: int, refused: Sequence[RefusedFile]) -> CorpusError:
+    if not refused:
+        message = (
+            f"empty corpus: all {total} supported files under {root} are empty; "
+            "add text to them or point at another directory"
+        )
+    else:
+        first = refused[0]
+        message = (
+            f"empty corpus: of {total} supported files under {root}, {len(refused)} refused "
+            f"(e.g. {first.path.name}: {first.reason}) and the rest are empty; "
+            "put readable documents inside the directory"
+        )
+    return CorpusError(message, path=root)
+
+
 class LocalCorpus:
     """Passages from a directory of documents, searched with Okapi BM25 in memory."""
 
     name: str = "local"
 
-    def __init__(self, passages: Sequence[Passage], *, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        *,
+        root: Path | None = None,
+        refused: Sequence[RefusedFile] = (),
+    ) -> None:
         self.root = root
         self.passages: tuple[Passage, ...] = tuple(passages)
+        self.refused: tuple[RefusedFile, ...] = tuple(refused)
+        """Files under `root` that were not read, with the reason (also logged as warnings)."""
         self._lengths: list[int] = []
         self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for index, passage in enumerate(self.passages):
@@ -374,16 +506,22 @@ class LocalCorpus:
     def load(cls, root: Path, *, chunk_chars: int = 1200, overlap_chars: int = 200) -> LocalCorpus:
         """Read every supported file under `root`; raises `CorpusError` with the path at fault."""
         root = _checked_root(root)
-        files = _corpus_files(root)
-        if not files:
+        scan = _scan(root)
+        total = len(scan.files) + len(scan.refused)
+        if not total:
             raise CorpusError(
                 f"no supported files found under {root}; "
                 f"add documents with one of: {', '.join(SUPPORTED_SUFFIXES)}",
                 path=root,
             )
+        refused = list(scan.refused)
         passages: list[Passage] = []
-        for path in files:
-            document = _read_document(path, root)
+        for path, _ in scan.files:
+            try:
+                document = _read_document(path, root)
+            except _Refused as refusal:
+                refused.append(RefusedFile(path, str(refusal)))
+                continue
             if document is None:
                 continue
             chunks = chunk_text(document.body, chunk_chars=chunk_chars, overlap_chars=overlap_chars)
@@ -396,13 +534,14 @@ class LocalCorpus:
                 )
                 for index, chunk in enumerate(chunks)
             )
-        if not passages:
-            raise CorpusError(
-                f"empty corpus: all {len(files)} supported files under {root} are empty; "
-                "add text to them or point at another directory",
-                path=root,
+        refused.sort(key=lambda item: item.path.relative_to(root).as_posix())
+        for item in refused:
+            log.warning(
+                "corpus file refused", path=str(item.path), reason=item.reason, corpus=str(root)
             )
-        return cls(passages, root=root)
+        if not passages:
+            raise _nothing_to_read(root, total, refused)
+        return cls(passages, root=root, refused=refused)
 
     def __len__(self) -> int:
         return len(self.passages)

@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from fte import sources
 from fte.contracts import Passage
 from fte.errors import CorpusError, UsageError
 from fte.sources import (
@@ -144,11 +146,31 @@ def test_chunks_keep_paragraphs_whole_when_they_fit() -> None:
     assert chunks == ["alpha beta\n\ngamma delta\n\nepsilon"]
 
 
-def test_word_longer_than_a_chunk_is_kept_whole() -> None:
+def test_word_longer_than_a_chunk_is_cut_at_the_bound() -> None:
     long_word = "x" * 50
     chunks = chunk_text(f"short words here {long_word} and more", chunk_chars=20, overlap_chars=5)
-    assert long_word in chunks
-    assert all(word == long_word or len(word) < 20 for chunk in chunks for word in chunk.split())
+    assert all(len(chunk) <= 20 for chunk in chunks)
+    assert "".join(word for chunk in chunks for word in chunk.split() if "x" in word) == long_word
+    assert chunks[0].split()[:3] == ["short", "words", "here"]
+    assert chunks[-1].split()[-2:] == ["and", "more"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param("durable,workflow,retry;" * 230_000, id="no-whitespace"),
+        pytest.param("durable workflows retry activities " * 150_000, id="one-long-line"),
+    ],
+)
+def test_five_megabyte_one_line_file_becomes_bounded_passages(tmp_path: Path, line: str) -> None:
+    """One line of 5 MB once became one 5 MB passage, over the engine's 4 MB message limit."""
+    assert len(line) > 5_000_000
+    write(tmp_path, "huge.txt", line)
+    corpus = LocalCorpus.load(tmp_path)
+    assert len(corpus) > 4000
+    assert max(len(passage.text) for passage in corpus.passages) <= 1200
+    results = corpus.search("durable workflow retry", limit=8)
+    assert len(results) == 8 and all(len(passage.text) <= 1200 for passage in results)
 
 
 @pytest.mark.parametrize(
@@ -313,6 +335,100 @@ def test_corpus_of_only_empty_files_is_an_empty_corpus(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="empty corpus") as caught:
         LocalCorpus.load(tmp_path)
     assert str(tmp_path) in str(caught.value)
+
+
+# --- Confinement to the corpus directory -------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A document next to the corpus, not in it, holding text that must never be read."""
+    return write(tmp_path, "outside/private.md", "# Private\n\nCANARY-OUTSIDE-THE-CORPUS")
+
+
+def test_symlinks_leading_out_of_the_corpus_are_refused_and_logged(
+    tmp_path: Path, outside: Path
+) -> None:
+    root = tmp_path / "corpus"
+    write(root, "good.md", "# Good\n\nDurable timers fire after a restart.")
+    write(root, "sub/kept.md", "# Kept\n\nRetry policies space out attempts.")
+    (root / "alias.md").symlink_to(root / "sub" / "kept.md")  # inside the root: fine
+    (root / "leak.txt").symlink_to("/etc/passwd")
+    (root / "sub" / "private.md").symlink_to(outside)
+    (root / "relative.md").symlink_to(Path("..") / "outside" / "private.md")
+    (root / "linked-dir").symlink_to(outside.parent, target_is_directory=True)
+    with capture_logs() as logs:
+        corpus = LocalCorpus.load(root)
+
+    texts = " ".join(passage.text for passage in corpus.passages)
+    assert "CANARY" not in texts and "root:" not in texts
+    assert sorted(Path(passage.location).name for passage in corpus.passages) == [
+        "alias.md",
+        "good.md",
+        "kept.md",
+    ]
+    refused = {
+        item.path.relative_to(root.resolve()).as_posix(): item.reason for item in corpus.refused
+    }
+    assert set(refused) == {"leak.txt", "sub/private.md", "relative.md"}
+    assert "/etc/passwd" in refused["leak.txt"]
+    assert all("outside the corpus" in reason for reason in refused.values())
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert {Path(entry["path"]).name for entry in warnings} == {
+        "leak.txt",
+        "private.md",
+        "relative.md",
+    }
+    assert all("outside the corpus" in entry["reason"] for entry in warnings)
+
+
+def test_broken_symlinks_fifos_and_oversized_files_are_refused_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "MAX_DOCUMENT_BYTES", 1000)
+    write(tmp_path, "good.md", "# Good\n\nText.")
+    write(tmp_path, "big.txt", "word " * 300)
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "gone.md")
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block for ever
+    corpus = LocalCorpus.load(tmp_path)
+    assert [passage.title for passage in corpus.passages] == ["Good"]
+    reasons = {item.path.name: item.reason for item in corpus.refused}
+    assert set(reasons) == {"big.txt", "dangling.md", "loop.md", "pipe.txt"}
+    assert "larger than" in reasons["big.txt"]
+    assert "not a regular file" in reasons["pipe.txt"]
+    # The fingerprint walks the same files without tripping over them.
+    assert corpus_fingerprint(tmp_path) == corpus_fingerprint(tmp_path)
+
+
+def test_corpus_whose_files_are_all_refused_says_so(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "leak.txt").symlink_to("/etc/passwd")
+    (root / "private.md").symlink_to(outside)
+    with pytest.raises(CorpusError, match="2 refused") as caught:
+        LocalCorpus.load(root)
+    assert "outside the corpus" in str(caught.value)
+
+
+def test_a_file_swapped_for_an_outside_symlink_after_the_scan_is_not_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    """The check is made again on the opened file, so a swap between scan and read fails."""
+    root = tmp_path / "corpus"
+    path = write(root, "doc.md", "# Doc\n\nHarmless.")
+    real_scan = sources._scan
+
+    def scan_then_swap(scanned_root: Path) -> sources.Scan:
+        result = real_scan(scanned_root)
+        path.unlink()
+        path.symlink_to(outside)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "_scan", scan_then_swap)
+        with pytest.raises(CorpusError, match="refused"):
+            LocalCorpus.load(root)
 
 
 # --- Fingerprint -------------------------------------------------------------------
