@@ -121,6 +121,10 @@ class LLMDeadlineError(LLMTransientError):
     """
 
 
+class ActivityResultTooLargeError(FteError):
+    """An activity returned more than one activity result may hold (`fte.worker`)."""
+
+
 class CorpusError(UsageError):
     """A local document corpus could not be loaded; `path` is the file or directory at fault."""
 

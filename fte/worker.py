@@ -9,11 +9,20 @@ from typing import Any
 
 import dapr.ext.workflow as wf
 import structlog
+from dapr.ext.workflow._durabletask.internal import shared as sdk_shared
+from dapr.ext.workflow._durabletask.task import NonRetryableError
 from dapr.ext.workflow.logger import LoggerOptions
 
-from fte.errors import RuntimeSetupError
+from fte.errors import ActivityResultTooLargeError, RuntimeSetupError
 
 log = structlog.get_logger(__name__)
+
+# An activity result reaches the sidecar as one gRPC message (4 MB at most) and then lives in
+# the workflow's history, read again on every replay of the run. A result anywhere near that
+# is a bug in what the activity returns (a whole file instead of bounded passages), so it is
+# capped well below the transport limit, and the failure is permanent: a retry would return
+# the same bytes.
+MAX_ACTIVITY_RESULT_BYTES = 1024 * 1024
 
 # After the last activity returns, the SDK still sends its result on the channel.
 _RESPONSE_GRACE_S = 0.3
@@ -128,10 +137,35 @@ class Registry:
 
         def registered(ctx: Any, inp: Any = None) -> Any:
             with in_flight:
-                return fn(ctx, inp)
+                result = fn(ctx, inp)
+                _check_result_size(name, ctx, result)
+                return result
 
         registered.__name__ = name
         self._runtime.register_activity(registered, name=name)
+
+
+def _check_result_size(name: str, ctx: Any, result: Any) -> None:
+    """Refuse, permanently, a result too big to travel to the sidecar and live in history."""
+    if result is None:
+        return
+    size = len(sdk_shared.to_json(result).encode())
+    if size <= MAX_ACTIVITY_RESULT_BYTES:
+        return
+    workflow_id = getattr(ctx, "workflow_id", "?")
+    log.error(
+        "activity.result_too_large",
+        activity=name,
+        workflow_id=workflow_id,
+        bytes=size,
+        limit=MAX_ACTIVITY_RESULT_BYTES,
+    )
+    error = ActivityResultTooLargeError(
+        f"activity {name} of workflow {workflow_id} returned {size:,} bytes, over the "
+        f"{MAX_ACTIVITY_RESULT_BYTES:,}-byte limit for one activity result; "
+        "an activity must return bounded data (passages, keys), never whole documents"
+    )
+    raise NonRetryableError(f"{type(error).__name__}: {error}") from error
 
 
 Registrar = Callable[[Registry], None]
