@@ -179,7 +179,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true", help="use the built-in offline model")
     _add_data_dir(serve)
     _add_schedule_parsers(commands)
+    _add_eval_parser(commands)
     return parser
+
+
+def _add_eval_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        help="run the evaluation suites and write a scorecard (from a checkout)",
+        epilog="suites: retrieval, failures (default: all of them)",
+    )
+    evaluate.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run")
+    evaluate.add_argument(
+        "--record",
+        action="store_true",
+        help="record the e2e (and judge) cassettes from the configured model server "
+        "(the offline model when none is configured)",
+    )
+    evaluate.add_argument(
+        "--compare", type=Path, metavar="BASELINE.json", help="fail when a metric falls below it"
+    )
+    evaluate.add_argument("--out", type=Path, default=Path("reports/eval"), help="scorecard folder")
 
 
 def _add_schedule_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -505,6 +525,21 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from fte.evals.command import run_eval
+
+    if not args.debug:  # the failure suite provokes retries and errors on purpose
+        configure_logging(level="critical", secrets=args.settings.secret_values())
+    return run_eval(
+        args.suites,
+        out=args.out,
+        baseline=args.compare,
+        record=args.record,
+        settings=args.settings,
+        say=_say,
+    )
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     with _with_client(args) as client:
         report = client.report(args.task_id)
@@ -816,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "purge": _cmd_purge,
         "serve": _cmd_worker,
         "schedule": _cmd_schedule,
+        "eval": _cmd_eval,
     }
     try:
         return handlers[args.command](args)

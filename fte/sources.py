@@ -32,6 +32,7 @@ import structlog
 
 from fte.contracts import Passage
 from fte.errors import CorpusError
+from fte.text import tokenize
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -432,31 +433,6 @@ def passage_id(relative_path: str, index: int) -> str:
 
 
 # --- Lexical search ----------------------------------------------------------------
-
-_TOKEN = re.compile(r"[^\W_]+")
-_STOP_WORDS = frozenset(
-    """a about an and are as at be been but by can do does for from had has have how i if
-    in into is it its it's may more most no not of on or over so such than that the their
-    them then there these they this those to under was we were what when where which while
-    who why will with would you your""".split()
-)
-
-
-def _stem(word: str) -> str:
-    # Plural folding only: enough for "retries"/"retry" or "workflows"/"workflow"
-    # without the surprises of a full stemmer.
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("sses", "xes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased, plural-folded words and numbers, stop words dropped."""
-    return [_stem(word) for word in _TOKEN.findall(text.lower()) if word not in _STOP_WORDS]
 
 
 def _nothing_to_read(root: Path, total: int, refused: Sequence[RefusedFile]) -> CorpusError:
