@@ -40,7 +40,7 @@ from pydantic_settings import (
 from fte.contracts import DEFAULT_MODEL, AgentModels, CitationPolicy
 from fte.errors import UsageError
 from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
-from fte.llm import ByteCount, LLMConfig, Seconds
+from fte.llm import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
 
 PROJECT_FILE = "fte.toml"
 CONFIG_ENV = "FTE_CONFIG"
@@ -167,15 +167,20 @@ class FteSettings(BaseSettings):
     def secret_values(self) -> list[str]:
         """The configured secrets in clear, for the log redactor; never print these."""
         return [
-            secret.get_secret_value()
-            for secret in (self.openai_api_key, self.dapr_api_token)
-            if secret is not None
+            *(
+                secret.get_secret_value()
+                for secret in (self.openai_api_key, self.dapr_api_token)
+                if secret is not None
+            ),
+            *url_credentials(self.openai_base_url),
         ]
 
 
 SECRET_FIELDS = frozenset(
     name for name, info in FteSettings.model_fields.items() if info.annotation == SecretStr | None
 )
+# URLs whose userinfo may hold a credential (a gateway key): masked when shown, redacted in logs.
+URL_FIELDS = frozenset({"openai_base_url"})
 
 
 def env_name(field_name: str) -> str:
@@ -354,6 +359,8 @@ def show(settings: FteSettings) -> str:
 def _render(name: str, value: object) -> str:
     if name in SECRET_FIELDS:
         return mask(value if isinstance(value, SecretStr) else None)
+    if name in URL_FIELDS and isinstance(value, str):
+        value = mask_url(value)
     if value is None:
         return "(not set)"
     if isinstance(value, bool):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import openai
@@ -195,6 +196,29 @@ def without_credentials(url: str | None) -> str | None:
     return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
+def url_credentials(url: str | None) -> list[str]:
+    """The secret in a URL's userinfo (its password, or a user name standing alone, which is
+    how gateways take a token), as written and percent-decoded."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    secret = parts.password if parts.password is not None else parts.username
+    if not secret:
+        return []
+    return list(dict.fromkeys([secret, unquote(secret)]))
+
+
+def mask_url(url: str) -> str:
+    """`url` with the secret of its userinfo replaced by `****` (the user name stays)."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    masked = f"{user}:****" if colon else "****"
+    return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
+
+
 class ModelRouter:
     """The models one worker can serve, chosen per run by the run's own `ModelEndpoint`.
 
@@ -263,6 +287,8 @@ class LLMClient:
             )
         http_limits.install(http_client)
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
+        # What a server may echo back and our messages must not repeat.
+        self._secrets = [s for s in (self._api_key, *url_credentials(config.base_url)) if s]
         if self._api_key is None and config.base_url is None:
             raise LLMConfigError(
                 "OPENAI_API_KEY is not set: export it, or point OPENAI_BASE_URL at a local "
@@ -538,9 +564,9 @@ class LLMClient:
         body = exc.body
         message = body.get("message") if isinstance(body, dict) else None
         text = str(message) if message else "no details"
-        if self._api_key:
+        for secret in self._secrets:
             # Some servers echo the credential back in their error text.
-            text = text.replace(self._api_key, "***")
+            text = text.replace(secret, "***")
         text = " ".join(text.split())
         if len(text) > _MAX_SERVER_MESSAGE_CHARS:
             text = text[: _MAX_SERVER_MESSAGE_CHARS - 3] + "..."

@@ -33,6 +33,9 @@ MIN_SECRET_CHARS = 4
 KEY_PATTERNS = (
     (re.compile(r"sk-[A-Za-z0-9_-]{16,}"), REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
+    # The userinfo of any URL (`http://user:KEY@host`, a DSN's password): httpx logs every
+    # request URL at INFO, userinfo included.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@"), rf"\1{REDACTED}@"),
 )
 
 LEADING_FIELDS = ("timestamp", "level", "logger", "event")

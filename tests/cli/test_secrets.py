@@ -49,3 +49,33 @@ def test_api_key_never_reaches_logs_reports_or_state(tmp_path: Path) -> None:
     assert any(e.get("workflow_id", "").startswith("secret-run.") for e in starts)
     calls = [e for e in events if e.get("event") == "llm.call"]
     assert calls and all(e["http_attempts"] >= 1 for e in calls)
+
+
+URL_SECRET = "url-pass-MUST-NEVER-LEAK-9f8e7d6c5b4a"
+
+
+def test_key_in_the_base_url_is_masked_everywhere(tmp_path: Path) -> None:
+    """`http://user:KEY@host/v1` (a proxy or gateway credential) is as secret as the key."""
+    data_dir, out_dir = tmp_path / "data", tmp_path / "reports"
+    llm = ScriptedLLM(SUB_QUESTIONS)
+    with llm.serve() as url:
+        plain = url.rstrip("/")
+        with_key = plain.replace("http://", f"http://fte-user:{URL_SECRET}@", 1)
+        env = _env(OPENAI_BASE_URL=with_key)
+        result = fte(
+            "--debug", "research", QUERY, "--corpus", str(SAMPLE_CORPUS), "--id", "url-key-run",
+            "--data-dir", str(data_dir), "--out", str(out_dir), env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        shown = fte("config", "show", env=env)
+    assert sum(llm.calls.values()) >= 6, "the run used the configured server"
+
+    files = [p for p in [*out_dir.rglob("*"), *data_dir.rglob("*")] if p.is_file()]
+    assert any(p.name == "state.db" for p in files) and any(p.name == "fte.jsonl" for p in files)
+    for path in files:
+        assert URL_SECRET.encode() not in path.read_bytes(), f"key leaked into {path}"
+    for stream in (result.stdout, result.stderr, shown.stdout, shown.stderr):
+        assert URL_SECRET not in stream
+    assert "fte-user:****@127.0.0.1" in shown.stdout  # masked, yet recognisable
+    report = json.loads((out_dir / "url-key-run.json").read_text())
+    assert report["llm_endpoint"] == f"OpenAI-compatible server {plain}"

@@ -137,6 +137,34 @@ def test_show_masks_secrets_and_never_prints_them(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize(
+    ("url", "shown", "secrets"),
+    [
+        pytest.param(
+            "http://fte-user:p%40ss-W0RD-123@127.0.0.1:8080/v1",
+            "http://fte-user:****@127.0.0.1:8080/v1",
+            ["p%40ss-W0RD-123", "p@ss-W0RD-123"],
+            id="user-and-password",
+        ),
+        pytest.param(
+            "https://tok-0123456789@gateway.example/v1",
+            "https://****@gateway.example/v1",
+            ["tok-0123456789"],
+            id="token-as-user",
+        ),
+        pytest.param("http://localhost:11434/v1", "http://localhost:11434/v1", [], id="none"),
+    ],
+)
+def test_credentials_in_the_base_url_are_masked_and_redacted(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str, secrets: list[str]
+) -> None:
+    """A gateway key in OPENAI_BASE_URL's userinfo is a secret like OPENAI_API_KEY."""
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    settings = load_settings()
+    assert show_table(settings)["openai_base_url"] == (f'"{shown}"', "env")
+    assert sorted(settings.secret_values()) == sorted(secrets)
+
+
+@pytest.mark.parametrize(
     ("secret", "shown"),
     [
         pytest.param(API_KEY, "sk-...b1a0", id="long"),

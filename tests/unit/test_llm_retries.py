@@ -295,6 +295,27 @@ def test_api_key_never_reaches_errors_or_logs(
     assert {entry["event"] for entry in logs} >= {"llm.retry", "llm.repair"}
 
 
+def test_key_in_the_base_url_never_reaches_errors(
+    script_openai: ScriptFactory, sleeps: list[float]
+) -> None:
+    """A gateway credential in OPENAI_BASE_URL's userinfo, echoed back by the server."""
+    gateway_key = "gw-key-0123456789abcdef"
+    base_url = f"http://fte:{gateway_key}@gateway.internal/v1"
+    script_openai(
+        [api_error(403, message=f"key {gateway_key} has no access")],
+        url="http://gateway.internal/v1/chat/completions",
+    )
+    config = LLMConfig(base_url=base_url)
+    with (
+        httpx.Client() as http_client,
+        LLMClient(config, http_client=http_client, sleep=sleeps.append) as llm,
+        pytest.raises(LLMAuthError) as caught,
+    ):
+        ask(llm)
+    assert gateway_key not in str(caught.value)
+    assert "key *** has no access" in str(caught.value)
+
+
 def test_success_is_logged_with_tokens_and_attempts(
     llm: LLMClient, script_openai: ScriptFactory
 ) -> None:

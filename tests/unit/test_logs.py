@@ -225,3 +225,32 @@ def test_console_level_by_name(
 def test_unknown_console_level_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         configure_logging(level="loud")
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        pytest.param(
+            "HTTP Request: POST http://user:p4ss-w0rd@10.0.0.1:8080/v1/chat/completions",
+            "HTTP Request: POST http://***@10.0.0.1:8080/v1/chat/completions",
+            id="user-and-password",
+        ),
+        pytest.param(
+            "connecting to https://only-a-token@gateway.example/v1",
+            "connecting to https://***@gateway.example/v1",
+            id="token-as-user",
+        ),
+        pytest.param(
+            "POSTGRES_DSN=postgres://fte:s3cret@db:5432/fte?sslmode=require",
+            "POSTGRES_DSN=postgres://***@db:5432/fte?sslmode=require",
+            id="dsn",
+        ),
+        pytest.param(
+            "see https://example.com/a@b and mail@example.com",
+            "see https://example.com/a@b and mail@example.com",
+            id="no-userinfo",
+        ),
+    ],
+)
+def test_credentials_in_urls_are_redacted_whoever_logs_them(line: str, shown: str) -> None:
+    assert Redactor().text(line) == shown
