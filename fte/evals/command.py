@@ -10,13 +10,14 @@ from pathlib import Path
 
 from fte.config import FteSettings
 from fte.errors import FteError, UsageError
-from fte.evals import failures, retrieval
+from fte.evals import failures, integrity, retrieval
 from fte.evals.context import EvalContext
 from fte.evals.scorecard import Scorecard, SuiteResult, compare, html_chart, markdown, text_table
 
 Suite = Callable[[EvalContext], SuiteResult]
 SUITES: dict[str, Suite] = {
     retrieval.NAME: retrieval.run,
+    integrity.NAME: integrity.run,
     failures.NAME: failures.run,
 }
 # Suites that `--record` records for; the others need nothing recorded.
