@@ -12,6 +12,8 @@ from fte.text import NEGATION, NUMBER, coverage, normalise_quote, sentences, ter
 
 # Offline: the share of a claim's words a cited sentence must contain to decide it.
 OFFLINE_MIN_OVERLAP = 0.6
+# A quote restates a claim when each holds this share of the other's words.
+RESTATES_MIN_OVERLAP = 0.9
 
 
 class ClaimToCheck(Contract):
@@ -83,7 +85,13 @@ def claims_to_check(claims: list[Claim], sources: list[QuotedSource]) -> FactChe
 
 
 def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
-    """A claim the model skipped is unsupported; "supported" needs a real quote."""
+    """A claim the model skipped is unsupported; "supported" needs a real quote that agrees.
+
+    Two judgements are the code's, not the model's: a quote that restates the claim with
+    the opposite polarity or with other figures cannot support it, and a claim that one of
+    its cited passages states word for word is supported whatever the model says, unless
+    another cited passage contradicts it.
+    """
     verdicts = {v.claim_id: v for v in output.verdicts}
     checked: list[CheckedClaim] = []
     for item in inputs.claims:
@@ -94,10 +102,7 @@ def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
             source_ids=[s.id for s in item.cited_sources],
             sub_question_id=item.sub_question_id,
         )
-        v = verdicts.get(item.id)
-        if v is None:
-            checked.append(CheckedClaim(claim=claim, verdict="unsupported", evidence=""))
-            continue
+        v = verdicts.get(item.id) or ClaimVerdict(claim_id=item.id, verdict="unsupported")
         verdict, evidence = v.verdict, v.evidence
         evidence_source = v.evidence_source_id if v.evidence_source_id in texts else None
         if verdict == "supported":
@@ -105,11 +110,19 @@ def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
             # sources; otherwise the model's judgement is not evidence.
             quote = normalise_quote(v.evidence)
             holders = [s for s, text in texts.items() if quote and quote in text]
-            if not holders:
+            if not holders or disagrees(item.text, v.evidence):
                 # Nor is its quote: the report would show it as a passage of a source.
                 verdict, evidence, evidence_source = "unsupported", "", None
             elif evidence_source not in holders:
                 evidence_source = holders[0]
+        # A passage that states the claim word for word supports it; only another passage
+        # can contradict it.
+        stating = [s for s, text in texts.items() if normalise_quote(item.text) in text]
+        overruled = verdict == "unsupported" or (
+            verdict == "contradicted" and evidence_source in stating
+        )
+        if stating and overruled:
+            verdict, evidence, evidence_source = "supported", item.text, stating[0]
         checked.append(
             CheckedClaim(
                 claim=claim,
@@ -119,6 +132,25 @@ def rules(inputs: FactCheckInput, output: FactCheckOutput) -> FactCheck:
             )
         )
     return FactCheck(checked=checked)
+
+
+def disagrees(claim: str, quote: str) -> bool:
+    """Whether `quote` restates `claim` with the opposite polarity or with other figures.
+
+    Polarity counts only when the two say nearly the same words (a quote that mentions
+    "never" about something else says nothing about the claim's polarity); figures count
+    when each has one the other lacks, so a partial quote with fewer numbers still agrees.
+    """
+    claim_terms, quote_terms = term_set(claim), term_set(quote)
+    restates = (
+        coverage(claim_terms, quote_terms) >= RESTATES_MIN_OVERLAP
+        and coverage(quote_terms, claim_terms) >= RESTATES_MIN_OVERLAP
+    )
+    polarity = (NEGATION.search(claim) is None) != (NEGATION.search(quote) is None)
+    claim_numbers, quote_numbers = set(NUMBER.findall(claim)), set(NUMBER.findall(quote))
+    figures = bool(claim_numbers - quote_numbers) and bool(quote_numbers - claim_numbers)
+    related = coverage(claim_terms, quote_terms) >= OFFLINE_MIN_OVERLAP
+    return (restates and polarity) or (related and figures)
 
 
 def offline(inputs: FactCheckInput) -> FactCheckOutput:
@@ -138,11 +170,11 @@ def _verdict(claim: ClaimToCheck) -> ClaimVerdict:
             order += 1
             overlap = coverage(wanted, sentence.terms)
             numbers = set(NUMBER.findall(sentence.raw))
-            disagrees = (NEGATION.search(sentence.raw) is not None) != claim_negated or bool(
+            clashes = (NEGATION.search(sentence.raw) is not None) != claim_negated or bool(
                 numbers and claim_numbers - numbers
             )
             # Highest overlap first; on a tie prefer the sentence that agrees, then the first.
-            key = (overlap, not disagrees, -order)
+            key = (overlap, not clashes, -order)
             if best is None or key > best:
                 best, best_evidence = key, (sentence.raw, source.id)
     if best is None or best[0] < OFFLINE_MIN_OVERLAP:

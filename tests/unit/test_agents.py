@@ -84,6 +84,18 @@ DEFROST_CLAIM = fact_checker.ClaimToCheck(
     id="C2", text="Defrosting cuts heating output by up to 10 %.", cited_sources=[S1, S2]
 )
 FACT_CHECK_INPUT = fact_checker.FactCheckInput(claims=[COP_CLAIM, DEFROST_CLAIM])
+# Lies a fact-check model might let through, and a claim its source states word for word.
+NEGATED_CLAIM = fact_checker.ClaimToCheck(
+    id="C3",
+    text="Defrost cycles do not cut heating output by up to 10 % in humid cold air.",
+    cited_sources=[S2],
+)
+CHANGED_FIGURE_CLAIM = fact_checker.ClaimToCheck(
+    id="C4",
+    text="Defrost cycles cut heating output by up to 40 % in humid cold air.",
+    cited_sources=[S2],
+)
+VERBATIM_CLAIM = fact_checker.ClaimToCheck(id="C5", text=S2.text, cited_sources=[S2, S1])
 WRITER_INPUT = writer.WriterInput(
     query=QUERY,
     sub_questions=SUB_QUESTIONS,
@@ -302,6 +314,41 @@ AGENT_CASES = [
         {"verdicts": [verdict("C1", "contradicted", "by up to 10 %", "S2")]},
         fact_check(checked(COP_CLAIM, "contradicted", "by up to 10 %")),
         id="fact-checker-contradicted-names-only-a-cited-source",
+    ),
+    pytest.param(
+        fact_checker.AGENT,
+        only(NEGATED_CLAIM),
+        {"verdicts": [verdict("C3", "supported", S2.text, "S2")]},
+        fact_check(checked(NEGATED_CLAIM, "unsupported")),
+        id="fact-checker-quote-restating-the-claim-with-the-opposite-polarity-is-unsupported",
+    ),
+    pytest.param(
+        fact_checker.AGENT,
+        only(CHANGED_FIGURE_CLAIM),
+        {"verdicts": [verdict("C4", "supported", S2.text, "S2")]},
+        fact_check(checked(CHANGED_FIGURE_CLAIM, "unsupported")),
+        id="fact-checker-quote-with-other-figures-is-unsupported",
+    ),
+    pytest.param(
+        fact_checker.AGENT,
+        only(VERBATIM_CLAIM),
+        {"verdicts": [verdict("C5", "unsupported")]},
+        fact_check(checked(VERBATIM_CLAIM, "supported", S2.text, "S2")),
+        id="fact-checker-claim-its-source-states-word-for-word-is-supported",
+    ),
+    pytest.param(
+        fact_checker.AGENT,
+        only(VERBATIM_CLAIM),
+        {"verdicts": [verdict("C5", "contradicted", "by up to 10 %", "S2")]},
+        fact_check(checked(VERBATIM_CLAIM, "supported", S2.text, "S2")),
+        id="fact-checker-passage-cannot-contradict-what-it-states",
+    ),
+    pytest.param(
+        fact_checker.AGENT,
+        only(VERBATIM_CLAIM),
+        {"verdicts": [verdict("C5", "contradicted", "kept a COP of 2.1", "S1")]},
+        fact_check(checked(VERBATIM_CLAIM, "contradicted", "kept a COP of 2.1", "S1")),
+        id="fact-checker-another-cited-passage-may-contradict-a-verbatim-claim",
     ),
     pytest.param(
         writer.AGENT,
