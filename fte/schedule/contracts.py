@@ -157,6 +157,7 @@ class ScheduleStatus(Contract):
 
     name: str
     description: str
+    cursor: str | None = Field(default=None, description="Fire times up to here are handled.")
     next_fire: str | None = Field(description="Nominal UTC time of the next fire, if any.")
     wake_at: str | None = Field(description="When the loop wakes next (jitter and polls in).")
     paused: bool

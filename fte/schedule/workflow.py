@@ -223,6 +223,7 @@ def status(
     return ScheduleStatus(
         name=spec.name,
         description=spec.describe(),
+        cursor=state.cursor,
         next_fire=iso(due) if due is not None else None,
         wake_at=iso(wake) if wake is not None else None,
         paused=state.paused,
