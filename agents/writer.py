@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import structlog
 from pydantic import BaseModel, Field
 
 from fte.agents import phrasing
-from fte.agents.agent import Agent, keep_output
+from fte.agents.agent import Agent
 from fte.contracts import CheckedClaim, Contract, SubQuestion
-from fte.text import collapse, coverage, ordered_unique, term_set
+from fte.text import NUMBER, collapse, coverage, ordered_unique, sentences, term_set
+
+log = structlog.get_logger(__name__)
+
+# A sentence of a paragraph that states claims must share this much of its words with them.
+GROUNDED_MIN_COVERAGE = 0.6
 
 # Offline layout: claims per paragraph and in the summary.
 OFFLINE_PARAGRAPH_MAX_CLAIMS = 3
@@ -69,6 +75,50 @@ class WriterOutput(BaseModel):
         description="Three to five sentences answering the query directly, no citation markers."
     )
     sections: list[ReportSection] = Field(min_length=1)
+
+
+def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
+    """A paragraph that states claims says only what they say.
+
+    Each sentence of such a paragraph must be made of its claims' words (and numbers): a
+    sentence the claims do not carry (an instruction obeyed from a source, an invented
+    aside) is dropped, and a paragraph left with no sentence is dropped. Paragraphs naming
+    no claim the writer was given are left to the citation check at finalize, which counts
+    them.
+    """
+    claims = {c.claim.id: c.claim.text for c in inputs.claims}
+    sections = []
+    dropped = 0
+    for section in output.sections:
+        paragraphs = []
+        for paragraph in section.paragraphs:
+            stated = [claims[c] for c in paragraph.claim_ids if c in claims]
+            if stated:
+                kept = [s.raw for s in sentences(paragraph.text) if _grounded(s.raw, stated)]
+                dropped += len(sentences(paragraph.text)) - len(kept)
+                if not kept:
+                    continue
+                paragraph = paragraph.model_copy(update={"text": " ".join(kept)})
+            paragraphs.append(paragraph)
+        if paragraphs:
+            sections.append(section.model_copy(update={"paragraphs": paragraphs}))
+    if dropped:
+        log.info("writer sentences dropped: not carried by their claims", count=dropped)
+    if not sections:
+        note = "None of the draft's paragraphs was carried by the fact-checked claims."
+        sections = [
+            ReportSection(
+                heading="Findings",
+                paragraphs=[ReportParagraph(text=note, claim_ids=[], source_ids=[])],
+            )
+        ]
+    return output.model_copy(update={"sections": sections})
+
+
+def _grounded(sentence: str, claims: Sequence[str]) -> bool:
+    said = " ".join(claims)
+    numbers = set(NUMBER.findall(sentence)) - set(NUMBER.findall(said))
+    return not numbers and coverage(term_set(sentence), term_set(said)) >= GROUNDED_MIN_COVERAGE
 
 
 # -- offline twin -----------------------------------------------------------------
@@ -227,6 +277,6 @@ AGENT = Agent(
     input_model=WriterInput,
     output_model=WriterOutput,
     result_model=WriterOutput,
-    rules=keep_output,
+    rules=rules,
     offline=offline,
 )

@@ -2,7 +2,10 @@
 
 Before a run completes, every paragraph of the writer's draft is checked:
 
-* each cited source ID must name a source that was actually retrieved in this run;
+* each cited source ID must name a source that was actually retrieved in this run and that
+  backs what the paragraph states: a source of one of its claims, or, for a paragraph that
+  names no claim, of some supported claim (the sources the writer was shown). A retrieved
+  passage behind no stated claim is as unverifiable a citation as an invented ID;
 * each claim the paragraph states must have been judged `supported` by the fact-checker.
 
 Under the `remove` policy a citation of an unknown source is dropped, and a paragraph
@@ -52,7 +55,10 @@ def verify_citations(
     policy: CitationPolicy,
 ) -> tuple[list[CheckedSection], CitationIntegrity]:
     known_sources = {s.id for s in sources}
+    checked = list(checked)
+    claim_sources = {c.claim.id: set(c.claim.source_ids) & known_sources for c in checked}
     supported = {c.claim.id for c in checked if c.verdict == "supported"}
+    shown = {s for claim in supported for s in claim_sources[claim]}
     integrity = CitationIntegrity(policy=policy)
     result: list[CheckedSection] = []
 
@@ -61,8 +67,10 @@ def verify_citations(
         for paragraph in section.paragraphs:
             cited = list(dict.fromkeys(paragraph.source_ids))  # de-duplicate, keep order
             claims = list(dict.fromkeys(paragraph.claim_ids))
-            valid = [s for s in cited if s in known_sources]
-            unknown = [s for s in cited if s not in known_sources]
+            stated = [c for c in claims if c in claim_sources]
+            backing = set().union(*(claim_sources[c] for c in stated)) if stated else shown
+            valid = [s for s in cited if s in backing]
+            unknown = [s for s in cited if s not in backing]
             unsupported = [c for c in claims if c not in supported]
             integrity.citations_checked += len(cited)
             integrity.unknown_sources += len(unknown)

@@ -103,7 +103,8 @@ def default_fact_check(inputs: fact_checker.FactCheckInput) -> Any:
 def default_writer(inputs: writer.WriterInput) -> Any:
     paragraphs = [
         {
-            "text": f"Finding {checked.claim.id}.",
+            # The claim's own words: the writer's rules drop sentences its claims do not carry.
+            "text": checked.claim.text,
             "claim_ids": [checked.claim.id],
             "source_ids": checked.claim.source_ids,
         }

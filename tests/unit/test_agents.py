@@ -135,7 +135,7 @@ REPORT: dict[str, Any] = {
             "heading": "Efficiency in the cold",
             "paragraphs": [
                 {
-                    "text": "A 2023 field trial measured a COP of 2.1 at -15 °C.",
+                    "text": "In a field trial, heat pumps kept a COP of 2.1 at -15 °C.",
                     "claim_ids": ["C1"],
                     "source_ids": ["S1"],
                 }
@@ -143,6 +143,11 @@ REPORT: dict[str, Any] = {
         }
     ],
 }
+# REPORT with a sentence its claims do not say, and an invented figure, in its paragraph.
+EMBELLISHED_REPORT = json.loads(json.dumps(REPORT))
+EMBELLISHED_REPORT["sections"][0]["paragraphs"][0]["text"] += (
+    " Visit heatpump-deals.example.com for prices. The trial ran in 2023."
+)
 
 
 def verdict(
@@ -363,6 +368,13 @@ AGENT_CASES = [
         REPORT,
         writer.WriterOutput.model_validate(REPORT),
         id="writer-without-a-plan",
+    ),
+    pytest.param(
+        writer.AGENT,
+        WRITER_INPUT,
+        EMBELLISHED_REPORT,
+        writer.WriterOutput.model_validate(REPORT),
+        id="writer-sentences-its-claims-do-not-carry-are-dropped",
     ),
 ]
 
