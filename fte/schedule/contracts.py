@@ -92,7 +92,7 @@ def format_seconds(seconds: float) -> str:
 
 
 FireKind = Literal["scheduled", "catch-up", "trigger", "buffered"]
-FireOutcome = Literal["started", "skipped", "buffered", "missed", "paused"]
+FireOutcome = Literal["started", "skipped", "buffered", "missed", "paused", "failed"]
 
 
 class FireRecord(Contract):
@@ -123,6 +123,7 @@ class ScheduleState(Contract):
     skipped_overlap: int = 0
     skipped_missed: int = 0
     skipped_paused: int = 0
+    failed: int = Field(default=0, description="Fires whose activity failed for good.")
     triggers: int = 0
     executions: int = Field(default=0, description="Executions so far (continue_as_new count).")
     recent: list[FireRecord] = Field(default_factory=list)
@@ -170,6 +171,7 @@ class ScheduleStatus(Contract):
     skipped_overlap: int = 0
     skipped_missed: int = 0
     skipped_paused: int = 0
+    failed: int = 0
     triggers: int = 0
     executions: int = 0
     removed: bool = False

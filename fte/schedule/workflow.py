@@ -171,7 +171,7 @@ def fire(
     if state.last_completed is not None:
         candidates.append(state.last_completed)
     candidates = [c for c in dict.fromkeys(candidates) if c != rid]
-    raw = yield ctx.call_activity(
+    call: Any = ctx.call_activity(
         names.SCHEDULE_FIRE,
         input=FireInput(
             schedule=spec.name,
@@ -186,6 +186,25 @@ def fire(
         ),
         retry_policy=IO_RETRY,
     )
+    try:
+        raw = yield call
+    except wf.TaskFailedError as exc:
+        # The state store or sidecar stayed unreachable through the retries: this fire is
+        # lost (counted, shown), the schedule is not. A buffered fire tries again.
+        if kind != "buffered":
+            state.fires += 1
+            state.failed += 1
+            message = getattr(getattr(exc, "details", None), "message", None) or str(exc)
+            state.remember(
+                FireRecord(
+                    fire_time=iso(fire_time),
+                    run_id=rid,
+                    kind=kind,
+                    outcome="failed",
+                    detail=str(message)[:200],
+                )
+            )
+        return
     result = FireResult.model_validate(raw)
     if result.compare_with is not None:
         state.last_completed = result.compare_with
@@ -236,6 +255,7 @@ def status(
         skipped_overlap=state.skipped_overlap,
         skipped_missed=state.skipped_missed,
         skipped_paused=state.skipped_paused,
+        failed=state.failed,
         triggers=state.triggers,
         executions=state.executions,
         removed=state.removed,

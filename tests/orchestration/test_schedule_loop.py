@@ -299,3 +299,20 @@ def test_end_at_leaves_the_loop_waiting_only_for_control() -> None:
     h = begin(first_input(end_at="2030-01-01T00:30:00+00:00"))
     assert h.actions == [Timer(None, "externalEvent", names.SCHEDULE_CONTROL)]
     assert status(h).next_fire is None
+
+
+def test_a_fire_that_fails_for_good_is_counted_and_the_schedule_goes_on() -> None:
+    h = begin(first_input())
+    h.fire(timer(h)).step()
+    h.fail(names.SCHEDULE_FIRE, RuntimeError("state store unreachable")).step()
+    # The activity's retry policy runs it again first (a retry timer), then gives up.
+    h.run_until_blocked({names.SCHEDULE_FIRE: fail_always})
+    state = ended(h)
+    assert (state.fires, state.failed, state.started) == (1, 1, 0)
+    assert state.recent[-1].outcome == "failed"
+    assert "state store unreachable" in state.recent[-1].detail
+    assert timer(h.next_execution()).fire_at == datetime(2030, 1, 1, 2, 0)
+
+
+def fail_always(_: Any) -> Any:
+    raise RuntimeError("state store unreachable")
