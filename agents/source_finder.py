@@ -6,6 +6,9 @@ for) and after it (which passages actually help). The search itself is an activi
 
 from __future__ import annotations
 
+import re
+
+import structlog
 from pydantic import BaseModel, Field
 
 from fte.agents import phrasing
@@ -14,7 +17,22 @@ from fte.contracts import Contract
 from fte.text import GENERIC_WORDS, STOP_WORDS, collapse, coverage, ordered_unique, term_set
 from fte.text import terms as text_terms
 
+log = structlog.get_logger(__name__)
+
 MAX_QUERIES = 4
+# Text addressed to an AI model ("ignore your previous instructions", "note to AI
+# assistants", "system prompt"): a passage carrying it is an attempted prompt injection and
+# is never kept, whatever the relevance model said. A document about prompt injection that
+# quotes such phrases is lost too; that is the price.
+INSTRUCTIONS_TO_MODELS = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?"
+    r"(?:(?:your|the|my|previous|prior|above|earlier|these|those)\s+)*"
+    r"(?:instructions|prompts?|rules|directions)\b"
+    r"|\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?"
+    r"(?:ai|llm|language\s+model|assistant|chatbot)s?\b"
+    r"|\bsystem\s+prompt\b",
+    re.IGNORECASE,
+)
 # Offline relevance: the share of the question's topic words a passage must contain.
 RELEVANCE_MIN_COVERAGE = 0.5
 
@@ -122,10 +140,18 @@ class RelevantPassages(Contract):
 
 
 def relevance_rules(inputs: RelevanceInput, output: RelevanceJudgement) -> RelevantPassages:
-    # Only IDs that were offered count: the model cannot invent a source here.
-    offered = {c.passage_id for c in inputs.candidates}
+    # Only IDs that were offered count: the model cannot invent a source here; nor can a
+    # passage that gives the model instructions reach the agents after this one.
+    injected = {c.passage_id for c in inputs.candidates if carries_instructions(c)}
+    if injected:
+        log.warning("passages dropped: text addressed to an AI model", passages=sorted(injected))
+    offered = {c.passage_id for c in inputs.candidates} - injected
     kept = [p for p in ordered_unique(output.relevant_passage_ids) if p in offered]
     return RelevantPassages(relevant_passage_ids=kept[: inputs.keep], notes=output.notes)
+
+
+def carries_instructions(candidate: Candidate) -> bool:
+    return INSTRUCTIONS_TO_MODELS.search(f"{candidate.title}\n{candidate.text}") is not None
 
 
 def offline_relevance(inputs: RelevanceInput) -> RelevanceJudgement:
