@@ -60,7 +60,7 @@ def parse_duration(text: str, option: str) -> timedelta:
 
 
 def validate_name(name: str) -> str:
-    if not TASK_ID.match(name) or len(name) > MAX_NAME:
+    if not TASK_ID.fullmatch(name) or len(name) > MAX_NAME:
         raise UsageError(
             f"invalid schedule name {name!r}: use 1-{MAX_NAME} letters, digits, '-' or '_', "
             "starting with a letter or digit"
