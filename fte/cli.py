@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import grpc
 from pydantic import ValidationError
 
 from fte import __version__, progress_view
@@ -24,7 +24,7 @@ from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
 from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, ApprovalDecision, Progress
-from fte.dapr_stack import dapr_runtime, external_endpoint, live_stack
+from fte.dapr_stack import dapr_runtime
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
 from fte.pricing import estimate_run_cost, format_cost
@@ -38,6 +38,7 @@ from fte.research import (
 from fte.schedule.client import MAX_NAME as MAX_SCHEDULE_NAME
 from fte.schedule.client import ScheduleClient, make_spec
 from fte.schedule.contracts import OVERLAP_POLICIES, ScheduleStatus, format_seconds
+from fte.serving import ensure_worker, worker_claim
 from fte.wiring import research_worker
 
 EXIT_OK = 0
@@ -290,7 +291,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if ports:
             print(f"placement :{ports['placement']}  scheduler :{ports['scheduler']}", flush=True)
         try:
-            stop.wait()
+            while not stop.wait(1.0):
+                problem = endpoint.problem()  # what the launcher could not mend
+                if problem is not None:
+                    raise RuntimeSetupError(problem)
         except KeyboardInterrupt:
             pass
     return EXIT_OK
@@ -388,31 +392,10 @@ def _ensure_background_worker(data_dir: Path, *, offline: bool) -> None:
 
     The sidecar only accepts a new workflow once a worker has registered the
     workflow types, and a detached run needs someone to execute it after this
-    command returns; the background worker does both and exits when idle.
+    command returns; the background worker does both and exits when idle. A running
+    stack is not enough: `fte up` runs one without a worker (`fte.serving`).
     """
-    if external_endpoint() is not None or live_stack(data_dir) is not None:
-        return
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "fte", "worker", "--until-idle", "--data-dir", str(data_dir)]
-    if offline:
-        argv.append("--offline")
-    with (logs / "worker.log").open("ab") as log_file:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives this command and its terminal
-        )
-    deadline = time.monotonic() + 60
-    while live_stack(data_dir) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeSetupError(
-                f"the background worker did not start; see {logs / 'worker.log'}"
-            )
-        time.sleep(0.1)
-    _say(f"Started a background worker (log: {logs / 'worker.log'}); it exits when idle")
+    ensure_worker(data_dir, offline=offline, say=_say)
 
 
 _IDLE_EXIT_S = 10.0
@@ -433,6 +416,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if serving:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     with (
+        worker_claim(args.settings.data_dir),  # one worker per data directory
         dapr_runtime(args.settings.data_dir) as endpoint,
         research_worker(
             endpoint,
@@ -452,9 +436,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         idle_since = time.monotonic()
         try:
             while not stop.wait(2.0):
+                client.check_runtime()  # what the launcher could not mend ends the worker
                 if not until_idle:
                     continue
-                if any(run.state not in SETTLED_STATES for run in client.runs()):
+                try:
+                    busy = any(run.state not in SETTLED_STATES for run in client.runs())
+                except (RuntimeSetupError, grpc.RpcError):
+                    continue  # the launcher is restarting the sidecar; ask again next round
+                if busy:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > _IDLE_EXIT_S:
                     _say("fte worker: no unfinished runs; exiting")

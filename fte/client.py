@@ -21,6 +21,8 @@ from fte.dapr_stack import RuntimeEndpoint
 from fte.errors import FteError, RuntimeSetupError
 
 _STATE_READ_ATTEMPTS = 5
+# How long a follower waits for a sidecar the launcher is restarting before giving up.
+RUNTIME_PATIENCE_S = 60.0
 
 
 class UnknownTaskError(FteError):
@@ -75,6 +77,7 @@ class Snapshot:
 
 class ResearchClient:
     def __init__(self, endpoint: RuntimeEndpoint) -> None:
+        self._endpoint = endpoint
         self._wf = workflow_client(endpoint)
         dapr = dapr_client(endpoint)
         self._dapr: DaprClient | None = dapr
@@ -218,16 +221,38 @@ class ResearchClient:
     def follow(self, task_id: str, *, poll_s: float = 0.5) -> Iterator[Snapshot]:
         """Yield a snapshot every `poll_s` until the run ends (the last one is final)."""
         while True:
-            snap = self.snapshot(task_id)
+            snap = self.snapshot_through_restarts(task_id)
             yield snap
             if snap.finished:
                 return
             time.sleep(poll_s)
 
+    def check_runtime(self) -> None:
+        """Raise what the launcher could not mend (a role that keeps dying, a lost owner)."""
+        problem = self._endpoint.problem()
+        if problem is not None:
+            raise RuntimeSetupError(problem)
+
+    def snapshot_through_restarts(self, task_id: str) -> Snapshot:
+        """A snapshot, waiting out a sidecar that is being restarted (for a while).
+
+        The launcher restarts a runtime process that died, or takes the stack over when its
+        owner died; reads fail meanwhile. What it cannot mend is raised at once.
+        """
+        give_up_at = time.monotonic() + RUNTIME_PATIENCE_S
+        while True:
+            self.check_runtime()
+            try:
+                return self.snapshot(task_id)
+            except RuntimeSetupError:
+                if time.monotonic() > give_up_at:
+                    raise
+                time.sleep(1.0)
+
     def wait(self, task_id: str, *, timeout_s: float) -> Snapshot:
         deadline = time.monotonic() + timeout_s
         while True:
-            snap = self.snapshot(task_id)
+            snap = self.snapshot_through_restarts(task_id)
             if snap.finished:
                 return snap
             if time.monotonic() > deadline:

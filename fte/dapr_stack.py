@@ -32,10 +32,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Literal
@@ -56,6 +57,13 @@ PORTS_RECORD = "ports.json"
 LOCK_FILE = "stack.lock"
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
+# Liveness: how often the owner looks at its processes and an attached process at the
+# owner, how many restarts of one role a minute are mended before giving up, and how long
+# an attached process waits for an owner's stack to answer again before saying so.
+SUPERVISE_INTERVAL_S = 0.5
+OWNER_CHECK_INTERVAL_S = 1.0
+MAX_RESTARTS_PER_MINUTE = 3
+ATTACHED_PATIENCE_S = 30.0
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Role = Literal["placement", "scheduler", "daprd"]
@@ -167,12 +175,17 @@ class RuntimeEndpoint:
     http_port: int | None
     owned: bool
     description: str
+    health: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+    """What is wrong with the runtime that its launcher could not mend (None: nothing known)."""
 
     @property
     def grpc_address(self) -> str | None:
         if self.host is None or self.grpc_port is None:
             return None
         return f"{self.host}:{self.grpc_port}"
+
+    def problem(self) -> str | None:
+        return self.health() if self.health is not None else None
 
 
 def external_endpoint() -> RuntimeEndpoint | None:
@@ -330,6 +343,7 @@ class _Proc:
     role: Role
     popen: subprocess.Popen[bytes]
     log_file: IO[bytes]
+    argv: list[str]
 
 
 @dataclass
@@ -344,8 +358,17 @@ class EmbeddedStack:
     log_level: str = "info"
     attach_timeout_s: float = READY_TIMEOUT_S
     _procs: list[_Proc] = field(default_factory=list, init=False)
+    supervise: bool = True
+    """Watch the stack while it is used: restart a role that dies (owner), take the stack
+    over when its owner dies (attached)."""
     _lock: locks.FileLock | None = field(default=None, init=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False)
+    _binaries: SidecarBinaries | None = field(default=None, init=False)
+    _group: int = field(default=0, init=False)
+    _watcher: threading.Thread | None = field(default=None, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _problem: str | None = field(default=None, init=False)
+    _restarts: dict[str, list[float]] = field(default_factory=dict, init=False)
     endpoint: RuntimeEndpoint | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -365,41 +388,58 @@ class EmbeddedStack:
         read_record(self.data_dir)
         read_ports(self.data_dir)
         deadline = time.monotonic() + self.attach_timeout_s
+        self._stopping.clear()
         while not self._acquire_lock():
             attached = self._attach(deadline)
             if attached is not None:
+                self._watch(self._watch_owner)
                 return attached
             # The owner exited meanwhile (its lock is free): take over the directory.
         try:
-            self._stop_stale()
-            binaries = self.binaries or find_binaries()
-            self._ports = self._choose_ports()
-            started = time.monotonic()
-            self._launch(binaries)
-            self._write_record(binaries, ready=False)
-            self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
-            self._write_record(binaries, ready=True)
-            log.info(
-                "dapr stack ready",
-                data_dir=str(self.data_dir),
-                grpc_port=self._ports["daprd_grpc"],
-                seconds=round(time.monotonic() - started, 2),
-                binaries=binaries.origin,
-            )
+            self._launch_owned()
         except BaseException:
             self.stop()
             raise
+        self._watch(self._supervise)
+        assert self.endpoint is not None
+        return self.endpoint
+
+    def _launch_owned(self) -> None:
+        """Holding the lock: stop leftovers, start the stack, record it, say where it is."""
+        self._stop_stale()
+        binaries = self._binaries = self.binaries or find_binaries()
+        self._ports = self._choose_ports()
+        started = time.monotonic()
+        self._launch(binaries)
+        self._write_record(binaries, ready=False)
+        self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
+        self._write_record(binaries, ready=True)
+        log.info(
+            "dapr stack ready",
+            data_dir=str(self.data_dir),
+            grpc_port=self._ports["daprd_grpc"],
+            seconds=round(time.monotonic() - started, 2),
+            binaries=binaries.origin,
+        )
         self.endpoint = RuntimeEndpoint(
             host="127.0.0.1",
             grpc_port=self._ports["daprd_grpc"],
             http_port=self._ports["daprd_http"],
             owned=True,
             description=f"embedded Dapr stack in {self.data_dir}",
+            health=self.problem,
         )
-        return self.endpoint
+
+    def problem(self) -> str | None:
+        """What is wrong with the stack that supervision could not mend, if anything."""
+        return self._problem
 
     def stop(self) -> None:
         """Stop daprd first (it drains workflow work), then scheduler and placement."""
+        self._stopping.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=READY_TIMEOUT_S)
+        self._watcher = None
         for proc in reversed(self._procs):
             self._terminate(proc)
         self._procs.clear()
@@ -446,6 +486,7 @@ class EmbeddedStack:
                     description=(
                         f"embedded Dapr stack in {self.data_dir} (owned by pid {record.owner_pid})"
                     ),
+                    health=self.problem,
                 )
                 return self.endpoint
             if record is None or not _pid_alive(record.owner_pid):
@@ -529,6 +570,148 @@ class EmbeddedStack:
         tmp.write_text(record.model_dump_json(indent=2))
         tmp.replace(self.data_dir / STACK_RECORD)
 
+    # -- liveness --------------------------------------------------------
+
+    def _watch(self, loop: Callable[[], None]) -> None:
+        if not self.supervise:
+            return
+        self._watcher = threading.Thread(target=loop, name="fte-stack-watch", daemon=True)
+        self._watcher.start()
+
+    def _supervise(self) -> None:
+        """Owner: a runtime process that dies is restarted on its ports, a few times a minute.
+
+        Its clients (this process's worker and the commands attached to the stack) reconnect
+        to the same ports by themselves. The thread that starts a process must outlive it
+        (PR_SET_PDEATHSIG is per thread), which this loop does until `stop()`.
+        """
+        while not self._stopping.wait(SUPERVISE_INTERVAL_S):
+            for proc in list(self._procs):
+                code = proc.popen.poll()
+                if code is not None and not self._stopping.is_set():
+                    self._recover(proc, code)
+
+    def _recover(self, proc: _Proc, code: int) -> None:
+        role = proc.role
+        log_path = self.data_dir / "logs" / f"{role}.log"
+        now = time.monotonic()
+        recent = [t for t in self._restarts.get(role, []) if now - t < 60]
+        reason = _exit_reason(code)
+        if len(recent) >= MAX_RESTARTS_PER_MINUTE:
+            if self._problem is None:
+                self._problem = (
+                    f"the Dapr {role} keeps exiting ({reason}, {len(recent) + 1} times in a "
+                    f"minute); see {log_path}; runs are saved and continue once `fte worker` "
+                    "runs on a healthy runtime"
+                )
+                log.error(self._problem)
+            return
+        self._restarts[role] = [*recent, now]
+        log.warning(
+            f"the Dapr {role} (pid {proc.popen.pid}) exited ({reason}); restarting it",
+            log=str(log_path),
+        )
+        proc.log_file.close()
+        self._procs.remove(proc)
+        try:
+            try:
+                restarted = self._spawn(role, proc.argv, self._group)
+            except OSError:  # the stack's process group is gone with its last member
+                restarted = self._spawn(role, proc.argv, 0)
+                self._group = restarted.popen.pid
+            self._wait_http(role, self._health_url(role))
+            assert self._binaries is not None
+            self._write_record(self._binaries, ready=True)
+        except Exception as exc:  # noqa: BLE001 - reported, and retried on the next round
+            log.error(f"restarting the Dapr {role} failed: {exc}")
+            return
+        log.warning(f"the Dapr {role} is back (pid {restarted.popen.pid})")
+
+    def _health_url(self, role: Role) -> str:
+        p = self._ports
+        if role == "daprd":
+            return f"http://127.0.0.1:{p['daprd_http']}/v1.0/healthz"
+        return f"http://127.0.0.1:{p[role + '_healthz']}/healthz"
+
+    def _watch_owner(self) -> None:
+        """Attached: notice at once when the owner dies, and take the stack over.
+
+        The owner's stack dies with it (PR_SET_PDEATHSIG). Taking over relaunches it on the
+        remembered ports, so this process's clients and worker reconnect where they were.
+        """
+        unhealthy_since: float | None = None
+        while not self._stopping.wait(OWNER_CHECK_INTERVAL_S):
+            if self._lock_is_free():
+                self._take_over()
+                if self.owner:
+                    self._supervise()
+                    return
+                if self._problem:
+                    return  # the takeover failed: said once, not retried every second
+                continue
+            try:
+                record = read_record(self.data_dir)
+            except RuntimeSetupError:
+                record = None
+            endpoint = self.endpoint
+            if record is not None and endpoint is not None and _serving(record):
+                unhealthy_since = None
+                moved = (record.ports["daprd_grpc"], record.ports["daprd_http"]) != (
+                    endpoint.grpc_port,
+                    endpoint.http_port,
+                )
+                self._problem = (
+                    f"the Dapr runtime of {self.data_dir} moved to other ports; run the "
+                    "command again"
+                    if moved
+                    else None
+                )
+                continue
+            unhealthy_since = unhealthy_since or time.monotonic()
+            if time.monotonic() - unhealthy_since > ATTACHED_PATIENCE_S and not self._problem:
+                owner = record.owner_pid if record else "unknown"
+                self._problem = (
+                    f"the Dapr runtime of {self.data_dir} (run by pid {owner}) has not answered "
+                    f"for {ATTACHED_PATIENCE_S:.0f} s; see {self.data_dir / 'logs'}"
+                )
+                log.error(self._problem)
+
+    def _take_over(self) -> None:
+        previous = self.endpoint
+        owner = "unknown"
+        with contextlib.suppress(RuntimeSetupError):
+            record = read_record(self.data_dir)
+            owner = str(record.owner_pid) if record else owner
+        if not self._acquire_lock():
+            return  # another attached process took it over first
+        log.warning(
+            f"the process that ran the Dapr runtime of {self.data_dir} (pid {owner}) is gone; "
+            "taking it over"
+        )
+        try:
+            self._launch_owned()
+        except Exception as exc:  # noqa: BLE001 - becomes the command's one-line error
+            for proc in reversed(self._procs):
+                self._terminate(proc)
+            self._procs.clear()
+            if self._lock is not None:
+                self._lock.release()
+            self._problem = f"taking over the Dapr runtime of {self.data_dir} failed: {exc}"
+            log.error(self._problem)
+            return
+        if previous is not None and self.endpoint is not None:
+            if (previous.grpc_port, previous.http_port) != (
+                self.endpoint.grpc_port,
+                self.endpoint.http_port,
+            ):
+                self._problem = (
+                    f"the Dapr runtime of {self.data_dir} had to move to other ports; run the "
+                    "command again"
+                )
+                log.error(self._problem)
+                return
+        log.warning(f"the Dapr runtime of {self.data_dir} runs again, owned by this process")
+
     # -- launching -------------------------------------------------------
 
     def _choose_ports(self) -> dict[str, int]:
@@ -551,7 +734,15 @@ class EmbeddedStack:
         log_file = (logs / f"{role}.log").open("ab")
         log_file.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {role}\n".encode())
         log_file.flush()
-        popen = subprocess.Popen(
+        popen = self._popen(argv, log_file, process_group)
+        proc = _Proc(role, popen, log_file, argv)
+        self._procs.append(proc)
+        return proc
+
+    def _popen(
+        self, argv: list[str], log_file: IO[bytes], process_group: int
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             argv,
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
@@ -561,9 +752,6 @@ class EmbeddedStack:
             process_group=process_group,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
-        proc = _Proc(role, popen, log_file)
-        self._procs.append(proc)
-        return proc
 
     def _launch(self, binaries: SidecarBinaries) -> None:
         p = self._ports
@@ -583,7 +771,7 @@ class EmbeddedStack:
             process_group=0,
         )  # fmt: skip
         # One process group for the whole stack, so `kill -- -PGID` stops all of it.
-        group = placement.popen.pid
+        group = self._group = placement.popen.pid
         self._spawn(
             "scheduler",
             [
@@ -656,6 +844,14 @@ class EmbeddedStack:
                 proc.popen.kill()
                 proc.popen.wait()
         proc.log_file.close()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _serving(record: StackRecord) -> bool:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from fte import dapr_build
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import (
+    MAX_RESTARTS_PER_MINUTE,
     STACK_RECORD,
     EmbeddedStack,
     RuntimeEndpoint,
@@ -220,6 +222,35 @@ def test_cp_a_of_a_live_data_dir_leaves_the_original_stack_alone(tmp_path: Path)
         assert json.loads((original / STACK_RECORD).read_text())["pids"] == pids
     finally:
         owner.stop()
+
+
+def _recorded_pid(data_dir: Path, role: str) -> int:
+    pid: int = json.loads((data_dir / STACK_RECORD).read_text())["pids"][role]
+    return pid
+
+
+def _replaced(data_dir: Path, role: str, old_pid: int) -> Callable[[], bool]:
+    return lambda: _recorded_pid(data_dir, role) != old_pid
+
+
+@pytest.mark.engine
+def test_a_role_that_keeps_dying_is_reported_not_restarted_for_ever(tmp_path: Path) -> None:
+    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
+    endpoint = stack.start()
+    try:
+        for _ in range(MAX_RESTARTS_PER_MINUTE):
+            victim = _recorded_pid(stack.data_dir, "scheduler")
+            os.kill(victim, signal.SIGKILL)
+            wait_for(_replaced(stack.data_dir, "scheduler", victim), "a new scheduler", timeout=60)
+            assert endpoint.problem() is None
+        os.kill(_recorded_pid(stack.data_dir, "scheduler"), signal.SIGKILL)
+
+        wait_for(lambda: endpoint.problem() is not None, "the launcher to give up", timeout=15)
+        problem = endpoint.problem()
+        assert problem is not None and "the Dapr scheduler keeps exiting" in problem
+        assert "scheduler.log" in problem and "\n" not in problem
+    finally:
+        stack.stop()
 
 
 def test_locked_data_dir_with_unhealthy_stack_is_refused_clearly(tmp_path: Path) -> None:
