@@ -6,11 +6,16 @@ module that requires `github.com/dapr/dapr` (shipped in the package as
 `<cache>/dapr/<version>-<wrapper hash>/` outside the repository, so every
 clone and CI run on a machine reuses one build; a change to the version or to
 any file of the wrapper module produces a new hash and therefore a rebuild.
+
+`sidecar/_overlay/` holds patched copies of upstream source files, at their paths inside
+`github.com/dapr/dapr`; the build compiles a copy of that module with them laid over it
+(Go ignores `_`-prefixed directories otherwise). Each file says what it changes and why.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,6 +37,8 @@ _READY_MARKER = "BUILD_OK"
 _GO_META = ("go.mod", "go.sum")
 # Part of the cache key too: a change in how we build is a change in what we built.
 _BUILD_FLAGS = ("-trimpath", "-buildvcs=false")
+_OVERLAY_DIR = "_overlay"
+_DAPR_MODULE = "github.com/dapr/dapr"
 
 
 @dataclass(frozen=True)
@@ -141,28 +148,40 @@ def build(
 
     env = dict(os.environ, CGO_ENABLED="0")
     ldflags = f"-X github.com/dapr/dapr/pkg/buildinfo.version={version.removeprefix('v')}"
-    cmd = [
-        go, "build", "-v", *_BUILD_FLAGS, "-ldflags", ldflags,
-        "-o", str(staging) + os.sep, "./cmd/daprd", "./cmd/placement", "./cmd/scheduler",
-    ]  # fmt: skip
-    say(f"Building the Dapr runtime {version} from source into {target} (first run only)")
-    say(f"  go build log: {log_path}")
-    started = time.monotonic()
-    compiled = 0
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=module, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        last_report = started
-        for line in proc.stdout:
-            log.write(line)
-            compiled += 1
-            now = time.monotonic()
-            if now - last_report >= 15:
-                say(f"  ... {compiled} packages compiled, {now - started:.0f}s elapsed")
-                last_report = now
-        returncode = proc.wait()
+    scratch = target.with_name(target.name + f".src-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        cmd = [
+            go, "build", "-v", *_BUILD_FLAGS, "-ldflags", ldflags,
+            *_patched_module_flags(go, module, version, env, scratch),
+            "-o", str(staging) + os.sep, "./cmd/daprd", "./cmd/placement", "./cmd/scheduler",
+        ]  # fmt: skip
+        say(f"Building the Dapr runtime {version} from source into {target} (first run only)")
+        say(f"  go build log: {log_path}")
+        started = time.monotonic()
+        compiled = 0
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=module,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            assert proc.stdout is not None
+            last_report = started
+            for line in proc.stdout:
+                log.write(line)
+                compiled += 1
+                now = time.monotonic()
+                if now - last_report >= 15:
+                    say(f"  ... {compiled} packages compiled, {now - started:.0f}s elapsed")
+                    last_report = now
+            returncode = proc.wait()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         tail = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
@@ -177,6 +196,45 @@ def build(
     staging.rename(target)
     say(f"Dapr runtime {version} built in {time.monotonic() - started:.0f}s")
     return SidecarBinaries.in_dir(target, origin=f"project build {target}")
+
+
+def _patched_module_flags(
+    go: str, module: Path, version: str, env: dict[str, str], scratch: Path
+) -> list[str]:
+    """Build flags that compile the patched copy of github.com/dapr/dapr, if there are patches.
+
+    Go refuses overlays of files in its module cache, so the module is copied out of it, the
+    patches are laid over the copy, and a generated go.mod (`-modfile`) replaces the module
+    with the copy. The wrapper's own go.mod and go.sum stay untouched.
+    """
+    patches = sorted((module / _OVERLAY_DIR).rglob("*.go"))
+    if not patches:
+        return []
+    done = subprocess.run(
+        [go, "mod", "download", "-json", f"{_DAPR_MODULE}@{version}"],
+        cwd=module,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SidecarBuildError(f"downloading {_DAPR_MODULE}@{version} failed: {detail}")
+    upstream = Path(json.loads(done.stdout)["Dir"])
+    copy = scratch / "dapr"
+    shutil.copytree(upstream, copy, copy_function=shutil.copyfile)
+    for directory, _, _ in os.walk(copy):
+        os.chmod(directory, 0o755)  # the module cache is read-only, and so is a plain copy
+    for patch in patches:
+        original = copy / patch.relative_to(module / _OVERLAY_DIR)
+        if not original.is_file():
+            raise SidecarBuildError(f"{patch} patches {original.name}, which upstream lacks")
+        shutil.copyfile(patch, original)
+    go_mod = scratch / "go.mod"
+    go_mod.write_text((module / "go.mod").read_text() + f"\nreplace {_DAPR_MODULE} => {copy}\n")
+    shutil.copyfile(module / "go.sum", scratch / "go.sum")
+    return ["-modfile", str(go_mod)]
 
 
 def find_binaries(*, build_if_missing: bool = True) -> SidecarBinaries:
