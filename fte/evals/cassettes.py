@@ -21,6 +21,7 @@ endpoint replay the same way.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections import deque
@@ -31,7 +32,7 @@ from typing import Literal
 import httpx
 from pydantic import Field
 
-from fte.contracts import AgentModels, Contract
+from fte.contracts import Contract
 from fte.evals.transports import error_response, request_label
 from fte.logs import REDACTED
 
@@ -61,17 +62,26 @@ class Cassette(Contract):
     format: Literal["fte-cassette/1"] = FORMAT
     case: str
     recorded_with: str = Field(description="The model server that answered, without secrets.")
-    models: AgentModels = Field(description="The model name each agent asked for.")
+    models: dict[str, str] = Field(description="The model name each role asked for.")
     interactions: list[Interaction] = Field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        return cls.model_validate_json(gzip.decompress(data) if path.suffix == ".gz" else data)
 
     def save(self, path: Path) -> None:
+        """JSON, gzipped when the name ends in .gz (`zcat` shows it); same exchanges, same bytes."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.model_dump(mode="json"), indent=1, ensure_ascii=False)
-        path.write_text(text + "\n", encoding="utf-8")
+        # Concurrent requests (the source finders) arrive in any order; stored sorted, and
+        # stably, so exchanges with the same request keep their recorded order.
+        ordered = sorted(self.interactions, key=lambda i: (i.request.agent, i.request.body))
+        document = self.model_copy(update={"interactions": ordered}).model_dump(mode="json")
+        text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+        data = text.encode("utf-8")
+        if path.suffix == ".gz":
+            data = gzip.compress(data, compresslevel=9, mtime=0)
+        path.write_bytes(data)
 
 
 def _relative_path(request: httpx.Request, base_url: str) -> str:

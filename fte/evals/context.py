@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fte.config import FteSettings
 from fte.evals.engine import EvalEngine
+
+T = TypeVar("T")
 
 
 def _stderr(line: str) -> None:
@@ -24,6 +27,7 @@ class EvalContext:
     settings: FteSettings | None = None
     say: Callable[[str], None] = _stderr
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # what one suite keeps for another
     _engine: EvalEngine | None = None
     _resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -35,6 +39,10 @@ class EvalContext:
             self._engine = self._resources.enter_context(EvalEngine(self.work_dir / "engine"))
             self.timing("setup", "engine_start_s", time.monotonic() - started)
         return self._engine
+
+    def enter(self, resource: contextlib.AbstractContextManager[T]) -> T:
+        """Keep `resource` open until the evaluation ends."""
+        return self._resources.enter_context(resource)
 
     def progress(self, suite: str, done: int, total: int, case: str, detail: str) -> None:
         self.say(f"[{suite} {done}/{total}] {case}: {detail}")

@@ -3,6 +3,7 @@ and cassettes (record, replay byte for byte, fail loudly on a miss). Offline, re
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,6 @@ import respx
 from pydantic import SecretStr
 
 from fte.agents import offline_model, planner
-from fte.contracts import AgentModels
 from fte.errors import LLMAuthError, LLMRequestError
 from fte.evals.cassettes import CORPUS_PLACEHOLDER, Cassette, Player, Recorder
 from fte.evals.transports import Fault, FaultInjector, ModelServer, Switchboard
@@ -95,7 +95,7 @@ def _record(
     return Cassette(
         case="c1",
         recorded_with="test server",
-        models=AgentModels(),
+        models={"planner": "m"},
         interactions=recorder.interactions,
     )
 
@@ -114,8 +114,9 @@ def test_a_recording_replays_byte_for_byte_from_another_corpus_root(
     assert [i.response.status for i in cassette.interactions] == [429, 200]
     text = cassette.model_dump_json()
     assert KEY not in text and str(recorded_root) not in text and CORPUS_PLACEHOLDER in text
-    path = tmp_path / "c1.json"
+    path = tmp_path / "c1.json.gz"
     cassette.save(path)
+    assert KEY.encode() not in gzip.decompress(path.read_bytes())
 
     player = Player(Cassette.load(path), base_url=BASE_URL, corpus_root=other_root)
     plan = _ask(client_of(player), query=f"What is in {other_root}/timers.md?")
