@@ -416,7 +416,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if serving:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     with (
-        worker_claim(args.settings.data_dir),  # one worker per data directory
+        # One worker per data directory; one started on purpose replaces a background one.
+        worker_claim(args.settings.data_dir, replace_background=not until_idle),
         dapr_runtime(args.settings.data_dir) as endpoint,
         research_worker(
             endpoint,

@@ -17,6 +17,8 @@ application's own workers serve it, as many as it runs.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +33,8 @@ WORKER_LOCK = "worker.lock"
 START_LOCK = "worker-start.lock"
 WORKER_LOG = "worker.log"
 START_TIMEOUT_S = 60.0
+# A background worker lets running activities finish (up to 15 s) and stops its stack.
+HANDOVER_TIMEOUT_S = 60.0
 
 
 def serving_worker(data_dir: Path) -> int | None:
@@ -42,8 +46,14 @@ def serving_worker(data_dir: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def worker_claim(data_dir: Path) -> Iterator[None]:
-    """Hold `data_dir`'s worker lock while serving it; refuse if another worker does."""
+def worker_claim(data_dir: Path, *, replace_background: bool = False) -> Iterator[None]:
+    """Hold `data_dir`'s worker lock while serving it; refuse if another worker does.
+
+    `replace_background`: a worker someone started on purpose (`fte worker`, `fte serve`)
+    takes over from a background one (`--until-idle`, started by a command) instead of
+    being refused: the background worker is asked to stop (SIGTERM: it lets running
+    activities finish) and the runs it served carry on with this one.
+    """
     if external_endpoint() is not None:
         yield
         return
@@ -51,14 +61,32 @@ def worker_claim(data_dir: Path) -> Iterator[None]:
     lock = locks.FileLock(data_dir / WORKER_LOCK)
     if not lock.acquire():
         pid = locks.holder_pid(data_dir / WORKER_LOCK)
-        raise DataDirInUseError(
-            f"an fte worker (pid {pid or 'unknown'}) already serves {data_dir}: one worker per "
-            "data directory; it serves every run there (a background one exits when idle)"
-        )
+        if not (replace_background and pid and _stop_background_worker(pid, data_dir, lock)):
+            raise DataDirInUseError(
+                f"an fte worker (pid {pid or 'unknown'}) already serves {data_dir}: one worker "
+                "per data directory, and it serves every run there"
+            )
     try:
         yield
     finally:
         lock.release()
+
+
+def _stop_background_worker(pid: int, data_dir: Path, lock: locks.FileLock) -> bool:
+    """Ask the background worker `pid` of `data_dir` to stop, then take its lock."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    flags = dict(zip(argv, argv[1:], strict=False))
+    served = flags.get("--data-dir")
+    ours = served is not None and (cwd / served).resolve() == data_dir.resolve()
+    if "--until-idle" not in argv or not ours:
+        return False  # not a background worker of this directory: never signal it
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    return lock.acquire(patience_s=HANDOVER_TIMEOUT_S)
 
 
 def ensure_worker(data_dir: Path, *, offline: bool, say: Callable[[str], None]) -> None:

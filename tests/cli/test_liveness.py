@@ -160,6 +160,36 @@ def test_a_second_worker_on_a_data_dir_is_refused(tmp_path: Path) -> None:
         first.stop()
 
 
+def test_a_worker_started_on_purpose_replaces_a_background_one(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    detached = fte(
+        "research", QUERY, "--detach", "--offline", "--approve-plan", "--id", "handed-over",
+        "--data-dir", str(data_dir), timeout=90,
+    )  # fmt: skip
+    assert detached.returncode == 0, detached.stderr
+    background = serving_worker(data_dir)
+    assert background, "the detach started a background worker"
+
+    foreground = fte_process(
+        tmp_path / "worker.log", "worker", "--offline", "--data-dir", str(data_dir)
+    )
+    try:
+        wait_for(
+            lambda: foreground.alive() and serving_worker(data_dir) == foreground.proc.pid,
+            "the new worker to take over",
+            timeout=90,
+        )
+        wait_for(
+            lambda: background not in _background_workers(data_dir), "the background one to exit"
+        )
+        approved = fte("approve", "handed-over", "--data-dir", str(data_dir))
+        assert approved.returncode == 0, approved.stderr
+        assert "Started a background worker" not in approved.stderr
+        _wait_completed(data_dir, "handed-over")
+    finally:
+        foreground.stop()
+
+
 def test_a_worker_takes_the_stack_over_when_its_owner_dies(tmp_path: Path) -> None:
     """Killing `fte up` under an attached worker once left it redialling a dead port."""
     data_dir = tmp_path / "data"
