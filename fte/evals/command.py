@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fte.config import FteSettings
 from fte.errors import FteError, UsageError
-from fte.evals import e2e, failures, integrity, retrieval
+from fte.evals import e2e, failures, integrity, judge, retrieval
 from fte.evals.context import EvalContext
 from fte.evals.scorecard import Scorecard, SuiteResult, compare, html_chart, markdown, text_table
 
@@ -20,9 +20,10 @@ SUITES: dict[str, Suite] = {
     integrity.NAME: integrity.run,
     e2e.NAME: e2e.run,
     failures.NAME: failures.run,
+    judge.NAME: judge.run,
 }
 # Suites that `--record` records for; the others need nothing recorded.
-RECORDED: tuple[str, ...] = (e2e.NAME,)
+RECORDED: tuple[str, ...] = (e2e.NAME, judge.NAME)
 
 
 class SuiteError(FteError):

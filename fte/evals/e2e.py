@@ -143,6 +143,15 @@ def record(ctx: EvalContext) -> None:
         def server() -> httpx.BaseTransport:
             return httpx.HTTPTransport()
 
+    for case in cases:
+        path = cassette_path(case)
+        if path.exists() and described == OFFLINE_RECORDING:
+            earlier = Cassette.load(path).recorded_with
+            if earlier != OFFLINE_RECORDING:
+                raise UsageError(
+                    f"{path} was recorded with {earlier}; recording with the offline model "
+                    "would replace it. Configure that model server, or delete the file first"
+                )
     for number, case in enumerate(cases, 1):
         corpus = corpus_dir(case.corpus)
         recorder = Recorder(server(), base_url=base_url, corpus_root=corpus, secrets=secrets)

@@ -197,7 +197,7 @@ def _rows(card: Scorecard, comparison: Comparison | None) -> list[tuple[str, str
     rows = []
     for suite in card.suites:
         if suite.skipped:
-            rows.append((suite.name, "skipped", "", suite.skipped))
+            rows.append((suite.name, "skipped", "", "(why: scorecard.md)"))
             continue
         for m in suite.metrics:
             before = comparison.before(m.name) if comparison else None
