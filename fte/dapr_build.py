@@ -7,9 +7,9 @@ module that requires `github.com/dapr/dapr` (shipped in the package as
 clone and CI run on a machine reuses one build; a change to the version or to
 any file of the wrapper module produces a new hash and therefore a rebuild.
 
-`sidecar/_overlay/` holds patched copies of upstream source files, at their paths inside
-`github.com/dapr/dapr`; the build compiles a copy of that module with them laid over it
-(Go ignores `_`-prefixed directories otherwise). Each file says what it changes and why.
+`sidecar/patches/*.patch` are our changes to `github.com/dapr/dapr` (unified diffs, each
+saying what it changes and why); the build applies them with `git apply` to a copy of that
+module outside the repository and compiles the copy. They are part of the cache key.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _READY_MARKER = "BUILD_OK"
 _GO_META = ("go.mod", "go.sum")
 # Part of the cache key too: a change in how we build is a change in what we built.
 _BUILD_FLAGS = ("-trimpath", "-buildvcs=false")
-_OVERLAY_DIR = "_overlay"
+_PATCH_DIR = "patches"
 _DAPR_MODULE = "github.com/dapr/dapr"
 
 
@@ -85,10 +85,12 @@ def dapr_version(module: Path = SIDECAR_MODULE) -> str:
 
 
 def wrapper_hash(module: Path = SIDECAR_MODULE) -> str:
-    """A digest of every source file of the wrapper module (go.mod, go.sum, *.go)."""
+    """A digest of every source file of the wrapper module (go.mod, go.sum, *.go, *.patch)."""
     digest = hashlib.sha256(" ".join(_BUILD_FLAGS).encode() + b"\0")
     files = sorted(
-        p for p in module.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name in _GO_META)
+        p
+        for p in module.rglob("*")
+        if p.is_file() and (p.suffix in (".go", ".patch") or p.name in _GO_META)
     )
     for path in files:
         digest.update(path.relative_to(module).as_posix().encode())
@@ -203,11 +205,11 @@ def _patched_module_flags(
 ) -> list[str]:
     """Build flags that compile the patched copy of github.com/dapr/dapr, if there are patches.
 
-    Go refuses overlays of files in its module cache, so the module is copied out of it, the
-    patches are laid over the copy, and a generated go.mod (`-modfile`) replaces the module
-    with the copy. The wrapper's own go.mod and go.sum stay untouched.
+    Go refuses to build patched files in its module cache, so the module is copied out of
+    it, the patches are applied to the copy, and a generated go.mod (`-modfile`) replaces the
+    module with the copy. The wrapper's own go.mod and go.sum stay untouched.
     """
-    patches = sorted((module / _OVERLAY_DIR).rglob("*.go"))
+    patches = sorted((module / _PATCH_DIR).glob("*.patch"))
     if not patches:
         return []
     done = subprocess.run(
@@ -226,11 +228,25 @@ def _patched_module_flags(
     shutil.copytree(upstream, copy, copy_function=shutil.copyfile)
     for directory, _, _ in os.walk(copy):
         os.chmod(directory, 0o755)  # the module cache is read-only, and so is a plain copy
+    git = shutil.which("git")
+    if git is None:
+        raise SidecarBuildError("git is needed to apply sidecar/patches: install git")
     for patch in patches:
-        original = copy / patch.relative_to(module / _OVERLAY_DIR)
-        if not original.is_file():
-            raise SidecarBuildError(f"{patch} patches {original.name}, which upstream lacks")
-        shutil.copyfile(patch, original)
+        # Outside a repository `git apply` patches plain files; --check first, so a patch
+        # that no longer fits upstream fails with its name instead of half-applied.
+        for check in (["--check"], []):
+            applied = subprocess.run(
+                [git, "apply", *check, str(patch)],
+                cwd=copy,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if applied.returncode != 0:
+                detail = (applied.stderr.strip().splitlines() or ["(no output)"])[0]
+                raise SidecarBuildError(
+                    f"{patch.name} does not apply to {_DAPR_MODULE}@{version}: {detail}"
+                )
     go_mod = scratch / "go.mod"
     go_mod.write_text((module / "go.mod").read_text() + f"\nreplace {_DAPR_MODULE} => {copy}\n")
     shutil.copyfile(module / "go.sum", scratch / "go.sum")
