@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup sidecar run doctor test lint typecheck unit engine wheel-test bench clean
+.PHONY: setup sidecar run doctor test lint typecheck unit engine wheel-test bench clean eval eval-baseline
 
 setup: $(STAMP)
 
@@ -38,6 +38,19 @@ typecheck: setup
 test: lint typecheck sidecar
 	$(BIN)/pytest
 	.ci/wheel_test
+	$(EVAL)
+
+# The offline evaluation suites (README, "Evaluation"), gated: fails when a metric of the
+# scorecard falls below evals/baseline.json by more than its stated tolerance.
+EVAL_OUT ?= reports/eval
+EVAL = $(BIN)/python -m fte eval --compare evals/baseline.json --out $(EVAL_OUT)
+eval: sidecar
+	$(EVAL)
+
+# After an intended change: the current scorecard becomes the committed baseline.
+eval-baseline: sidecar
+	$(BIN)/python -m fte eval --out $(EVAL_OUT)
+	cp $(EVAL_OUT)/scorecard.json evals/baseline.json
 
 # The built wheel installed into a venv outside the checkout runs the main job (offline).
 wheel-test: sidecar

@@ -188,7 +188,7 @@ def _add_eval_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     evaluate = commands.add_parser(
         "eval",
         help="run the evaluation suites and write a scorecard (from a checkout)",
-        epilog="suites: retrieval, failures (default: all of them)",
+        epilog="suites: retrieval, integrity, e2e, failures, judge (default: all of them)",
     )
     evaluate.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run")
     evaluate.add_argument(
