@@ -684,13 +684,18 @@ def _schedule_list(args: argparse.Namespace) -> int:
             print(f"  next fire: {_when(st, view.spec.tz)}")
             if st is not None:
                 print(f"  last run:  {st.last_run or '-'} {_run_state(client, st.last_run)}")
-                print(
-                    f"  fires: {st.fires} ({st.started} started, {st.skipped_overlap} skipped "
-                    f"(overlap), {st.skipped_missed} missed, {st.skipped_paused} while paused; "
-                    f"{st.triggers} triggered)"
-                )
+                print(f"  fires: {_fire_counts(st)}")
             print(f"  last change: {_last_change(client, schedules, view.name)}")
     return EXIT_OK
+
+
+def _fire_counts(st: ScheduleStatus) -> str:
+    failed = f", {st.failed} failed" if st.failed else ""
+    return (
+        f"{st.fires} ({st.started} started, {st.skipped_overlap} skipped (overlap), "
+        f"{st.skipped_missed} missed, {st.skipped_paused} while paused{failed}; "
+        f"{st.triggers} triggered)"
+    )
 
 
 def _schedule_show(args: argparse.Namespace) -> int:
@@ -715,11 +720,7 @@ def _schedule_show(args: argparse.Namespace) -> int:
                 print(f"paused:     yes{f' ({st.pause_reason})' if st.pause_reason else ''}")
             if st.buffered:
                 print(f"buffered:   the fire of {st.buffered} waits for the previous run")
-            print(
-                f"fires:      {st.fires} ({st.started} started, {st.skipped_overlap} skipped "
-                f"(overlap), {st.skipped_missed} missed, {st.skipped_paused} while paused; "
-                f"{st.triggers} triggered)"
-            )
+            print(f"fires:      {_fire_counts(st)}")
             print("recent fires:")
             for record in st.recent[-args.runs :]:
                 detail = f" - {record.detail}" if record.detail else ""
@@ -750,8 +751,10 @@ def _schedule_control(args: argparse.Namespace) -> int:
         fired = [r for r in st.recent if r.kind == "trigger"]
         if fired:
             record = fired[-1]
-            print(record.run_id)
-            _say(f"Triggered {args.name}: run {record.run_id} {record.outcome}")
+            if record.outcome == "started":  # stdout names a run only when there is one
+                print(record.run_id)
+            detail = f" ({record.detail})" if record.detail else ""
+            _say(f"Triggered {args.name}: run {record.run_id} {record.outcome}{detail}")
             return EXIT_OK
     _say(
         f"Schedule {args.name} {'paused' if st and st.paused else 'active'}; "
