@@ -15,11 +15,9 @@ raised as `NonRetryableError`, which the engine never retries.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import dapr.ext.workflow as wf
@@ -49,7 +47,7 @@ from fte.contracts import (
 from fte.errors import FteError, LLMTransientError
 from fte.llm import ModelRouter
 from fte.report import Report, number_sources, render_markdown
-from fte.sources import LocalCorpus, SourceProvider, corpus_fingerprint
+from fte.sources import SourceProvider
 
 log = structlog.get_logger(__name__)
 
@@ -97,21 +95,6 @@ def deps() -> ActivityDeps:
     if _deps is None:
         raise RuntimeError("activities used before fte.activities.configure() was called")
     return _deps
-
-
-_corpus_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=8)
-def _load_corpus(path: str, fingerprint: str) -> LocalCorpus:
-    return LocalCorpus.load(Path(path))
-
-
-def cached_corpus(corpus_dir: str) -> SourceProvider:
-    """Load a corpus once per process; a changed file changes the fingerprint and reloads it."""
-    root = Path(corpus_dir).resolve()
-    with _corpus_lock:
-        return _load_corpus(str(root), corpus_fingerprint(root))
 
 
 P = ParamSpec("P")

@@ -27,11 +27,14 @@ from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, ApprovalDecision
 from fte.dapr_stack import dapr_runtime
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
-from fte.pricing import estimate_run_cost, format_cost
+from fte.pricing import estimate_run_cost, format_cost, load_prices
 from fte.research import (
     build_config,
     choose_model,
+    report_paths,
+    validate_data_dir,
     validate_out_dir,
+    validate_run_ref,
     validate_task_id,
     write_report,
 )
@@ -358,7 +361,10 @@ def _cmd_research(args: argparse.Namespace) -> int:
     settings = args.settings
     choice = choose_model(settings)
     task_id = validate_task_id(args.task_id)
-    validate_out_dir(settings.out_dir)
+    if args.task_id is None:
+        validate_out_dir(settings.out_dir)  # a new generated ID has no report yet
+    else:
+        report_paths(settings.out_dir, task_id, force=args.force)
     config = build_config(settings, query=args.query, choice=choice, approve_plan=args.approve_plan)
     if choice.offline:
         _say(
@@ -484,7 +490,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(progress_view.summary_line(snap, _cost))
         if snap.progress:
             for q in snap.progress.sub_questions:
-                print(f"  {q.id} [{q.state}] {q.text} ({q.sources} sources)")
+                print(
+                    f"  {q.id} [{q.state}] {progress_view.printable(q.text)} ({q.sources} sources)"
+                )
     return EXIT_OK
 
 
@@ -531,6 +539,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    report_paths(args.settings.out_dir, args.task_id, force=args.force, formats=(args.format,))
     with _with_client(args) as client:
         report = client.report(args.task_id)
     paths = write_report(report, args.settings.out_dir, force=args.force, formats=(args.format,))
@@ -568,7 +577,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'TASK ID':<32} {'STATE':<18} {'AGE':>5}  QUERY")
     for run in runs:
-        query = run.query if len(run.query) <= 60 else run.query[:57] + "..."
+        query = progress_view.printable(run.query)  # a query may hold terminal escapes
+        query = query if len(query) <= 60 else query[:57] + "..."
         print(f"{run.task_id:<32} {run.state:<18} {_age(run.created_at):>5}  {query}")
     return EXIT_OK
 
@@ -784,17 +794,34 @@ def _schedule_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Older than this means older than any run; past it, dates stop being representable.
+_MAX_DURATION_DAYS = 36500
+
+
 def _duration(text: str) -> timedelta:
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 30m, 12h or 7d")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if int(match[1]) * seconds > _MAX_DURATION_DAYS * 86400:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: at most {_MAX_DURATION_DAYS}d (100 years)"
+        )
     return timedelta(seconds=int(match[1]) * seconds)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
     print(show_settings(args.settings))
     return EXIT_OK
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    """Input every command may be given, checked before it starts, stores or logs anything."""
+    load_prices()  # a bad FTE_PRICES would otherwise surface mid-run, in the cost column
+    if hasattr(args, "data_dir"):
+        validate_data_dir(args.settings.data_dir)
+    if args.command != "research" and getattr(args, "task_id", None) is not None:
+        validate_run_ref(args.task_id, args.command)
 
 
 def _settings(args: argparse.Namespace) -> FteSettings:
@@ -815,6 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(verbose=args.debug)
     try:
         args.settings = _settings(args)
+        _preflight(args)
     except FteError as exc:
         print(f"fte: error: {exc}", file=sys.stderr)
         return exc.exit_code

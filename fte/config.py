@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from annotated_types import Gt
+from annotated_types import Gt, Le
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -37,7 +37,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from fte.contracts import DEFAULT_MODEL, AgentModels, CitationPolicy
+from fte.contracts import DEFAULT_MODEL, MAX_WAIT_S, AgentModels, CitationPolicy
 from fte.errors import UsageError
 from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
 from fte.llm import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
@@ -91,9 +91,13 @@ class FteSettings(BaseSettings):
     llm_attempt_deadline_s: Seconds = _LLM_DEFAULTS.attempt_deadline_s
     llm_max_retry_after_s: Seconds = _LLM_DEFAULTS.max_retry_after_s
     llm_max_response_bytes: ByteCount = _LLM_DEFAULTS.max_response_bytes
-    approval_timeout_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
-    approval_reminder_interval_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
-    progress_checkin_interval_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
+    approval_timeout_s: float = Field(default=3600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
+    approval_reminder_interval_s: float = Field(
+        default=600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False
+    )
+    progress_checkin_interval_s: float = Field(
+        default=120.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False
+    )
     citation_policy: CitationPolicy = "remove"
     """What the writer does with a sentence whose citation fails the check."""
     schedule_min_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
@@ -316,8 +320,9 @@ def _expected(name: str, fallback: str) -> str:
     if annotation is bool:
         return "true or false (also 1/0, yes/no, on/off)"
     if annotation is float:
-        bounds = [f" greater than {m.gt}" for m in info.metadata if isinstance(m, Gt)]
-        return "a finite number" + "".join(bounds)
+        bounds = [f"greater than {m.gt}" for m in info.metadata if isinstance(m, Gt)]
+        bounds += [f"at most {m.le}" for m in info.metadata if isinstance(m, Le)]
+        return " ".join(["a finite number", " and ".join(bounds)]).strip()
     if annotation is Path:
         return "a path"
     choices = get_args(annotation)

@@ -18,6 +18,12 @@ OFFLINE_MODEL = "fte-offline-extractive"
 # How many sub-questions a plan has, whoever writes it (planner, reviewer edit, settings).
 MIN_SUB_QUESTIONS = 3
 MAX_SUB_QUESTIONS = 8
+# The longest research question, and so the longest sub-question a person may write.
+MAX_QUERY_CHARS = 2000
+# The longest a run waits for anything (approval, a check-in), in seconds: 30 days. Its
+# durable timers must stay representable, and a run should end long before its history
+# would be purged.
+MAX_WAIT_S = 30 * 24 * 3600
 
 
 class Contract(BaseModel):
@@ -149,10 +155,14 @@ class RunConfig(Contract):
     models: AgentModels = Field(default_factory=AgentModels)
     endpoint: ModelEndpoint = Field(default_factory=ModelEndpoint)
     require_approval: bool = False
-    approval_timeout_s: float = Field(default=3600.0, gt=0)
-    approval_reminder_interval_s: float = Field(default=600.0, gt=0)
+    approval_timeout_s: float = Field(default=3600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
+    approval_reminder_interval_s: float = Field(
+        default=600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False
+    )
     auto_approve_on_timeout: bool = False
-    progress_checkin_interval_s: float = Field(default=120.0, gt=0)
+    progress_checkin_interval_s: float = Field(
+        default=120.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False
+    )
     citation_policy: CitationPolicy = "remove"
     max_sub_questions: int = Field(
         default=MAX_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
@@ -232,6 +242,12 @@ class ApprovalDecision(Contract):
                 f"an edited plan needs {MIN_SUB_QUESTIONS} to {MAX_SUB_QUESTIONS} non-empty "
                 f"sub-questions, got {len(texts)}"
             )
+        for number, text in enumerate(texts, 1):
+            if len(text) > MAX_QUERY_CHARS:
+                raise ValueError(
+                    f"sub-question {number} is {len(text):,} characters; "
+                    f"keep each under {MAX_QUERY_CHARS:,}"
+                )
         return texts
 
 

@@ -44,6 +44,12 @@ def child_id(task_id: str, role: str) -> str:
     return f"{task_id}.{role}"
 
 
+def parent_of(instance_id: str) -> tuple[str, str] | None:
+    """(task ID, role) when `instance_id` has the shape of a run's child (`child_id`)."""
+    task_id, dot, role = instance_id.partition(".")
+    return (task_id, role) if dot and task_id and role else None
+
+
 def schedule_instance(schedule: str) -> str:
     """Instance ID of a schedule's workflow: `schedule:<name>` (task IDs never hold a ':')."""
     return f"schedule:{schedule}"

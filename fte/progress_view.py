@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -39,6 +40,21 @@ def elapsed(progress: Progress, now: datetime | None = None) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+# Characters that would act on the terminal instead of showing (C0/C1 controls, DEL) or
+# reorder what follows (bidirectional overrides), and line breaks inside a one-line field.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with terminal-controlling characters shown as escapes (`\x1b`, `\u202e`)."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match[0])
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
 def summary_line(snap: Snapshot, cost: CostFn | None = None) -> str:
     p = snap.progress
     if p is None:
@@ -52,7 +68,7 @@ def summary_line(snap: Snapshot, cost: CostFn | None = None) -> str:
         parts.append(f"cost {cost(p)}")
     parts.append(f"elapsed {elapsed(p)}")
     if p.reason:
-        parts.append(f"reason: {p.reason}")
+        parts.append(f"reason: {printable(p.reason)}")
     return "  ".join(parts)
 
 

@@ -6,6 +6,7 @@ gets a one-line error instead of a failed run with partial artifacts.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -17,14 +18,19 @@ from typing import Any
 
 import httpx
 
+from fte import names
+from fte.client import UnknownTaskError
 from fte.config import FteSettings
-from fte.contracts import OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
+from fte.contracts import MAX_QUERY_CHARS, OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
 from fte.errors import UsageError
 from fte.llm import LLMConfig, without_credentials
-from fte.sources import LocalCorpus
+from fte.sources import cached_corpus
 
-MAX_QUERY_CHARS = 2000
-TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# \A...\Z, not ^...$: `$` also matches before a trailing newline, so "x\n" would pass.
+TASK_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+REPORT_FORMATS = ("md", "json")
+# Kernel pseudo-filesystems: root may "write" there, but no report or state belongs there.
+_PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"))
 
 
 def validate_query(query: str) -> str:
@@ -45,7 +51,7 @@ def validate_task_id(task_id: str | None) -> str:
     if task_id is None:
         # Sortable by start time, unique without coordination.
         return datetime.now(UTC).strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    if not TASK_ID.match(task_id):
+    if not TASK_ID.fullmatch(task_id):
         raise UsageError(
             f"invalid task ID {task_id!r}: use 1-64 letters, digits, '-' or '_', "
             "starting with a letter or digit"
@@ -53,10 +59,33 @@ def validate_task_id(task_id: str | None) -> str:
     return task_id
 
 
+def validate_run_ref(task_id: str, command: str) -> str:
+    """A task ID given to a command on an existing run; other workflows' IDs are named as such.
+
+    A run's child workflows (`<task>.<role>`) and schedules (`schedule:<name>`) are workflow
+    instances too, so the engine would answer for them; but they are not runs, and every
+    command says so the same way instead of showing a child's state as if it were a run.
+    """
+    child = names.parent_of(task_id)
+    if child is not None and TASK_ID.fullmatch(child[0]):
+        parent, role = child
+        raise UnknownTaskError(
+            f"{task_id!r} is the {role} child workflow of run {parent!r}, not a run; "
+            f"use: fte {command} {parent}"
+        )
+    schedule = task_id.removeprefix(names.schedule_instance(""))
+    if schedule != task_id:
+        raise UnknownTaskError(
+            f"{task_id!r} is the workflow of schedule {schedule!r}, not a run; "
+            f"use: fte schedule show {schedule}"
+        )
+    return task_id
+
+
 def validate_corpus(corpus: Path) -> Path:
     """Load it once now so a bad corpus fails before the run is scheduled."""
     root = corpus.expanduser().resolve()
-    LocalCorpus.load(root)
+    cached_corpus(root)
     return root
 
 
@@ -107,17 +136,61 @@ def build_config(
     )
 
 
-def validate_out_dir(out_dir: Path) -> Path:
-    """Fail before a run starts when its report could not be written."""
-    out = out_dir.expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out_dir} is a file; give a directory for the reports")
-    probe = out
+def writable_dir(path: Path, flag: str) -> Path:
+    """`path` resolved, if it is (or could be created as) a directory we can write files in.
+
+    Checked without creating anything, so a bad path fails before any work starts.
+    """
+    loop = UsageError(f"{flag} {path} goes through a symlink loop; give a real directory")
+    try:
+        resolved = path.expanduser().resolve()  # Python 3.11: RuntimeError on a loop
+        resolved.stat()
+    except FileNotFoundError:
+        pass  # to be created
+    except RuntimeError:
+        raise loop from None
+    except OSError as exc:
+        raise (loop if exc.errno == errno.ELOOP else UsageError(f"{flag} {path}: {exc}")) from None
+    for pseudo in _PSEUDO_FILESYSTEMS:
+        if resolved.is_relative_to(pseudo):
+            raise UsageError(
+                f"{flag} {path} is on {pseudo}, a kernel pseudo-filesystem; give a normal directory"
+            )
+    probe = resolved
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise UsageError(f"--out {out_dir}: {probe} is not writable")
-    return out
+    if not probe.is_dir():
+        where = "" if probe == resolved else f": {probe}"
+        raise UsageError(f"{flag} {path}{where} is a file, not a directory; give a directory")
+    # access() also says no for a read-only mount, where even root cannot write.
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {probe} is not writable")
+    return resolved
+
+
+def validate_out_dir(out_dir: Path) -> Path:
+    """Fail before a run starts when its report could not be written."""
+    return writable_dir(out_dir, "--out")
+
+
+def validate_data_dir(data_dir: Path) -> Path:
+    """Fail before anything starts when the runtime could not keep its state there."""
+    return writable_dir(data_dir, "--data-dir")
+
+
+def report_paths(
+    out_dir: Path, task_id: str, *, force: bool, formats: tuple[str, ...] = REPORT_FORMATS
+) -> list[Path]:
+    """Where a run's reports go; refuses existing files without `force`, so a run whose
+    report could not be written is refused before it starts, not after it finished."""
+    base = validate_out_dir(out_dir)
+    paths = [(base / f"{task_id}.{ext}").resolve() for ext in formats]
+    for path in paths:
+        if path.parent != base:  # a task ID can never contain a separator, but be sure
+            raise UsageError(f"refusing to write {path}: it is outside {base}")
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; pass --force to overwrite it")
+    return paths
 
 
 def write_report(
@@ -125,21 +198,14 @@ def write_report(
     out_dir: Path,
     *,
     force: bool,
-    formats: tuple[str, ...] = ("md", "json"),
+    formats: tuple[str, ...] = REPORT_FORMATS,
 ) -> list[Path]:
     """Write `<task>.<ext>` for each format into `out_dir`; never overwrite without force."""
-    out = validate_out_dir(out_dir)
+    paths = report_paths(out_dir, str(report["task_id"]), force=force, formats=formats)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the report folder {out}: {exc.strerror}") from None
-    base = out.resolve()
-    paths = [(base / f"{report['task_id']}.{ext}").resolve() for ext in formats]
-    for path in paths:
-        if path.parent != base:  # a task ID can never contain a separator, but be sure
-            raise UsageError(f"refusing to write {path}: it is outside {base}")
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists; pass --force to overwrite it")
+        raise UsageError(f"cannot create the report folder {out_dir}: {exc.strerror}") from None
     for ext, path in zip(formats, paths, strict=True):
         path.write_text(_render(report, ext), encoding="utf-8")
     return paths

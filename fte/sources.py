@@ -16,11 +16,13 @@ directories are not followed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 import re
 import stat
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -547,3 +549,22 @@ class LocalCorpus:
             self.passages[index].model_copy(update={"score": scores[index]})
             for index in ranked[:limit]
         ]
+
+
+_cache_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, fingerprint: str) -> LocalCorpus:
+    return LocalCorpus.load(Path(path))
+
+
+def cached_corpus(corpus_dir: str | Path) -> LocalCorpus:
+    """Load a corpus once per process; a changed file changes the fingerprint and reloads it.
+
+    The command that checks a corpus before starting a run and the activities of that run
+    in the same process share one load (and one report of the files it refused).
+    """
+    root = Path(corpus_dir).resolve()
+    with _cache_lock:
+        return _load_cached(str(root), corpus_fingerprint(root))

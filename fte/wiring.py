@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 import httpx
 
 from fte import activities, coordinator, names
-from fte.activities import ActivityDeps, Notifier, cached_corpus
+from fte.activities import ActivityDeps, Notifier
 from fte.agents import offline_model
 from fte.artifacts import ArtifactStore
 from fte.coordinator import CoordinatorFn
@@ -18,6 +18,7 @@ from fte.dapr_stack import RuntimeEndpoint
 from fte.llm import LLMClient, LLMConfig, Model, ModelRouter
 from fte.schedule import activities as schedule_activities
 from fte.schedule import workflow as schedule_workflow
+from fte.sources import cached_corpus
 from fte.specialists import source_finder_workflow, specialist_workflow
 from fte.worker import Registrar, Registry, WorkflowWorker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -336,6 +337,31 @@ def _corpus(tmp_path: Path, files: dict[str, bytes]) -> str:
     return str(root)
 
 
+def _corpus_of_links_out(tmp_path: Path) -> str:
+    root = Path(_corpus(tmp_path, {}))
+    (root / "leak.txt").symlink_to("/etc/passwd")
+    return str(root)
+
+
+def _a_file(tmp_path: Path) -> str:
+    path = tmp_path / "a-file"
+    path.write_text("not a directory")
+    return str(path)
+
+
+def _symlink_loop(tmp_path: Path) -> str:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    return str(loop / "reports")
+
+
+def _out_holding(tmp_path: Path, name: str) -> str:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("an earlier report")
+    return str(out)
+
+
 BAD_RESEARCH_INPUTS = [
     pytest.param(lambda t: ["research", ""], 2, "query is empty", id="empty-query"),
     pytest.param(lambda t: ["research", "   \n "], 2, "query is empty", id="blank-query"),
@@ -493,6 +519,110 @@ BAD_RESEARCH_INPUTS = [
         "DAPR_HTTP_PORT must be a port number",
         id="dapr-http-port-not-a-number",
     ),
+    # Paths, limits and names a hostile or careless user gives (issue 14).
+    pytest.param(
+        lambda t: ["research", QUERY, "--corpus", _corpus_of_links_out(t)],
+        2,
+        "1 refused (e.g. leak.txt: resolves to /etc/passwd, outside the corpus",
+        id="corpus-of-links-out",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--out", "/proc/fte-reports"],
+        2,
+        "--out /proc/fte-reports is on /proc, a kernel pseudo-filesystem",
+        id="out-under-proc",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--out", "/sys/fte-reports"],
+        2,
+        "--out /sys/fte-reports is on /sys, a kernel pseudo-filesystem",
+        id="out-under-sys",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--out", _symlink_loop(t)],
+        2,
+        "symlink loop",
+        id="out-through-a-symlink-loop",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--id", "taken", "--out", _out_holding(t, "taken.md")],
+        2,
+        "taken.md already exists; pass --force to overwrite it",
+        id="report-exists-before-the-run",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--data-dir", _a_file(t)],
+        2,
+        "is a file, not a directory",
+        id="data-dir-is-a-file",
+    ),
+    pytest.param(
+        lambda t: ["list", "--data-dir", _a_file(t)],
+        2,
+        "is a file, not a directory",
+        id="list-data-dir-is-a-file",
+    ),
+    pytest.param(
+        lambda t: ["status", "x", "--data-dir", "/proc/fte-data"],
+        2,
+        "--data-dir /proc/fte-data is on /proc, a kernel pseudo-filesystem",
+        id="data-dir-under-proc",
+    ),
+    pytest.param(
+        lambda t: ["FTE_APPROVAL_TIMEOUT_S=1e20", "research", QUERY, "--approve-plan"],
+        2,
+        "FTE_APPROVAL_TIMEOUT_S='1e20' is invalid: expected a finite number greater than 0 "
+        "and at most 2592000",
+        id="approval-timeout-1e20",
+    ),
+    pytest.param(
+        lambda t: ["FTE_PROGRESS_CHECKIN_INTERVAL_S=1e300", "research", QUERY],
+        2,
+        "FTE_PROGRESS_CHECKIN_INTERVAL_S='1e300' is invalid",
+        id="checkin-interval-1e300",
+    ),
+    pytest.param(
+        lambda t: ['FTE_PRICES={"my-model": [1]}', "research", QUERY],
+        2,
+        "FTE_PRICES: the price of 'my-model' must be [input, output]",
+        id="prices-malformed",
+    ),
+    pytest.param(
+        lambda t: ["FTE_PRICES=cheap", "list"],
+        2,
+        "FTE_PRICES is not valid JSON",
+        id="prices-not-json",
+    ),
+    pytest.param(
+        lambda t: ["purge", "--older-than", "999999999d"],
+        2,
+        "invalid duration '999999999d': at most 36500d",
+        id="purge-older-than-overflow",
+    ),
+    pytest.param(
+        lambda t: ["research", QUERY, "--id", "abc\n"],
+        2,
+        "invalid task ID 'abc\\n'",
+        id="id-with-trailing-newline",
+    ),
+    pytest.param(
+        lambda t: ["approve", "x", *(["--sub-question", "why " * 501] * 3)],
+        2,
+        "sub-question 1 is 2,003 characters; keep each under 2,000",
+        id="sub-question-over-the-query-limit",
+    ),
+    pytest.param(
+        lambda t: ["status", "x.analyst"],
+        4,
+        "'x.analyst' is the analyst child workflow of run 'x', not a run; use: fte status x",
+        id="status-of-a-child-workflow",
+    ),
+    pytest.param(
+        lambda t: ["report", "x.analyst"],
+        4,
+        "'x.analyst' is the analyst child workflow of run 'x', not a run; use: fte report x",
+        id="report-of-a-child-workflow",
+    ),
 ]
 
 
@@ -512,7 +642,9 @@ def test_bad_input_is_one_line_with_exit_code(
 ) -> None:
     assert callable(argv)
     env, args = _split_assignments(argv(tmp_path))
-    result = fte(*args, "--data-dir", str(tmp_path / "data"), env=_env(**env))
+    if "--data-dir" not in args:
+        args += ["--data-dir", str(tmp_path / "data")]
+    result = fte(*args, env=_env(**env))
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -545,6 +677,18 @@ def test_bad_input_is_one_line_with_exit_code(
             5,
             "already exists",
             id="reused-id",
+        ),
+        pytest.param(
+            ["status", "main-run.analyst"],
+            4,
+            "'main-run.analyst' is the analyst child workflow of run 'main-run', not a run",
+            id="status-of-a-child-workflow",
+        ),
+        pytest.param(
+            ["report", "main-run.analyst"],
+            4,
+            "'main-run.analyst' is the analyst child workflow of run 'main-run', not a run",
+            id="report-of-a-child-workflow",
         ),
     ],
 )
@@ -582,3 +726,65 @@ def test_missing_runtime_binary_is_exit_3(tmp_path: Path) -> None:
     result = fte("status", "x", "--data-dir", str(tmp_path / "data"), env=env)
     assert result.returncode == 3
     assert "FTE_DAPRD" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory this user cannot write to: by its mode, or (root ignores modes) by a
+    read-only mount; skipped where neither is possible."""
+    path = tmp_path / "read-only"
+    path.mkdir()
+    path.chmod(0o555)
+    mounted = False
+    if os.access(path, os.W_OK):  # root
+        mounted = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+        if not mounted:
+            pytest.skip("cannot make a read-only directory for this user")
+    try:
+        yield path
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(path)], check=True)
+        path.chmod(0o755)
+
+
+def test_read_only_data_dir_is_refused_before_anything_starts(read_only_dir: Path) -> None:
+    data_dir = read_only_dir / "data"
+    result = fte("research", QUERY, "--data-dir", str(data_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"--data-dir {data_dir}" in result.stderr and "not writable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_refused_corpus_files_are_reported_and_list_escapes_control_characters(
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("durable-timers.md", "retry-policies-and-backoff.md", "cancellation.md"):
+        shutil.copy(next(SAMPLE_CORPUS.rglob(name)), corpus)
+    (corpus / "leak.txt").symlink_to("/etc/passwd")
+    data_dir, out_dir = tmp_path / "data", tmp_path / "out"
+    query = "How do timers\x1b[2J\x1b]0;pwned\x07 fire\r after a restart?"
+    result = fte(
+        "research", query, "--corpus", str(corpus), "--id", "ctl", "--data-dir", str(data_dir),
+        "--out", str(out_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # The corpus check names what it will not read, and why.
+    refusal = [line for line in result.stderr.splitlines() if "corpus file refused" in line]
+    assert len(refusal) == 1 and "leak.txt" in refusal[0], result.stderr
+    assert "/etc/passwd" in refusal[0] and "outside the corpus" in refusal[0]
+    assert "root:x:0" not in (out_dir / "ctl.json").read_text()
+
+    listing = fte("list", "--data-dir", str(data_dir))
+    assert listing.returncode == 0, listing.stderr
+    assert "\x1b" not in listing.stdout and "\x07" not in listing.stdout
+    assert "\r" not in listing.stdout
+    assert "timers\\x1b[2J\\x1b]0;pwned\\x07 fire" in listing.stdout

@@ -292,6 +292,12 @@ def test_malformed_toml_names_file_and_line() -> None:
             "FTE_APPROVAL_TIMEOUT_S", "-5", "expected a finite number greater than 0", id="positive"
         ),
         pytest.param("FTE_PROGRESS_CHECKIN_INTERVAL_S", "soon", "expected a finite number", id="n"),
+        pytest.param(
+            "FTE_APPROVAL_TIMEOUT_S",
+            "1e20",
+            "expected a finite number greater than 0 and at most 2592000",
+            id="beyond-30-days",
+        ),
         pytest.param("FTE_CITATION_POLICY", "drop", "expected one of remove, mark", id="choice"),
         pytest.param("FTE_LOG_LEVEL", "loud", "expected one of debug, info", id="level"),
     ],

@@ -20,8 +20,8 @@ from fte.sources import (
     chunk_text,
     corpus_fingerprint,
     passage_id,
-    tokenize,
 )
+from fte.text import tokenize
 
 EXAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 
