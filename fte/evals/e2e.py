@@ -245,6 +245,9 @@ def run(ctx: EvalContext) -> SuiteResult:
                 notes.append("key facts not found: " + "; ".join(missing))
         values[FACTS] = found / len(case.facts)
         add(FACTS, found, len(case.facts))
+        # Also under the per-corpus names, so a regression there names its cases.
+        key = case.corpus.replace("-", "_")
+        values |= {f"{m}_{key}": values.get(m, 0.0) for m in (FACTS, COVERAGE)}
         by_corpus[case.corpus].append(values)
         suite.cases.append(Case(id=case.id, values=values, note="; ".join(notes)))
     ctx.timing(NAME, "metrics_s", time.monotonic() - started)
