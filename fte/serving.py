@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fte import locks
-from fte.dapr_stack import external_endpoint, live_stack
+from fte.dapr_stack import external_endpoint, live_stack, read_ports, read_record
 from fte.errors import DataDirInUseError, RuntimeSetupError
 
 WORKER_LOCK = "worker.lock"
@@ -93,6 +93,9 @@ def ensure_worker(data_dir: Path, *, offline: bool, say: Callable[[str], None]) 
     """Start `fte worker --until-idle` in the background unless a worker serves `data_dir`."""
     if external_endpoint() is not None:
         return
+    # What the worker would fail on is this command's one-line error, before it starts one.
+    read_record(data_dir)
+    read_ports(data_dir)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with locks.FileLock(data_dir / START_LOCK):  # blocking: one command decides at a time
