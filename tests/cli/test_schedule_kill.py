@@ -53,7 +53,7 @@ class Stack:
             logs / f"up-{generation}.log",
             env=env,
         )
-        wait_for(lambda: self.up.alive() and live_stack(data) is not None, "the stack", 90)
+        wait_for(lambda: self.up.alive() and live_stack(data) is not None, "the stack", 180)
         self.worker = self.start_worker(logs / f"worker-{generation}.log")
 
     def start_worker(self, log: Path) -> LoggedProcess:
