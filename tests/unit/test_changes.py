@@ -13,6 +13,9 @@ from fte.changes import (
     missing_previous,
     render_markdown,
 )
+from fte.html_report import render_html
+from fte.report import render_markdown as report_markdown
+from tests.unit.test_html_report import build_report, stored
 
 
 def source(text: str, title: str = "Doc") -> SourceRef:
@@ -115,3 +118,22 @@ def test_a_purged_previous_report_is_said_so() -> None:
     assert changes.previous_missing and not changes.changed
     assert "r0 has no stored report any more" in changes.summary
     assert render_markdown(changes)[2] == changes.summary
+
+
+def test_reports_open_with_what_changed_in_markdown_html_and_json() -> None:
+    report = build_report()
+    before = ReportFacts.of(stored(report)).model_copy(update={"task_id": "r0"})
+    after = ReportFacts.of(stored(report))
+    hostile = ClaimRef(text="<script>alert(1)</script> is new.", verdict="supported")
+    report.changes = compare(before, after.model_copy(update={"claims": [hostile]}))
+    document = stored(report)
+    assert document["changes"]["previous_task_id"] == "r0"
+    assert document["changes"]["claims_new"] == [hostile.model_dump()]
+    markdown = report_markdown(report)
+    assert "## What changed since r0" in markdown
+    assert markdown.index("## What changed since r0") < markdown.index("## Sources")
+    page = render_html(document)
+    assert '<section id="changes">' in page and "What changed since <code>r0</code>" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    # Every source passage carries the hash the comparison matches on.
+    assert all(s["content_hash"] for s in document["sources"])
