@@ -2,8 +2,8 @@
 
 Flags are not enough: upstream placement and scheduler v1.18.2 parse
 --healthz-listen-address and ignore it, binding their healthz port on every interface
-(patched by sidecar/patches/healthz-listen-address.patch). So the test looks at what the kernel says each runtime
-process actually listens on.
+(patched by sidecar/patches/healthz-listen-address.patch). So the test looks at what
+the kernel says each runtime process actually listens on.
 """
 
 from __future__ import annotations
