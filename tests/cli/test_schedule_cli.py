@@ -111,7 +111,7 @@ def test_control_works_with_no_worker_running_and_is_idempotent(tmp_path: Path) 
 
     for expected in ("Removed schedule news", "Schedule news was already removed"):
         removed = fte("schedule", "remove", "news", "--data-dir", data)
-        assert removed.returncode == 0 and expected in removed.stderr
+        assert removed.returncode == 0 and expected in removed.stderr, removed.stderr
     assert run_id in fte("list", "--data-dir", data).stdout  # its runs stay
 
     for argv in (["pause", "news"], ["show", "nope"], ["trigger", "nope"], ["diff", "nope"]):
