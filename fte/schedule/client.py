@@ -306,9 +306,9 @@ class ScheduleClient:
         """What run_b found that run_a did not (default: the schedule's last two completed)."""
         if (run_a is None) != (run_b is None):
             raise UsageError("give two run IDs, or none for the last two completed runs")
+        if name not in self.store.schedules():
+            raise UnknownScheduleError(f"no schedule named {name!r} (see fte schedule list)")
         if run_a is None or run_b is None:
-            if name not in self.store.schedules():
-                raise UnknownScheduleError(f"no schedule named {name!r} (see fte schedule list)")
             completed = [r.task_id for r in self.runs(name) if r.state == "completed"]
             if len(completed) < 2:
                 raise TaskStateError(
