@@ -41,7 +41,7 @@ from fte.research import (
 from fte.schedule.client import MAX_NAME as MAX_SCHEDULE_NAME
 from fte.schedule.client import ScheduleClient, make_spec
 from fte.schedule.contracts import OVERLAP_POLICIES, ScheduleStatus, format_seconds
-from fte.serving import ensure_worker, worker_claim
+from fte.serving import ensure_worker, worker_claim, worker_needed, worker_needed_by_a_command
 from fte.wiring import research_worker
 
 EXIT_OK = 0
@@ -447,7 +447,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                 if not until_idle:
                     continue
                 try:
-                    busy = any(run.state not in SETTLED_STATES for run in client.runs())
+                    busy = worker_needed_by_a_command(args.settings.data_dir) or any(
+                        run.state not in SETTLED_STATES for run in client.runs()
+                    )
                 except (RuntimeSetupError, grpc.RpcError):
                     continue  # the launcher is restarting the sidecar; ask again next round
                 if busy:
@@ -476,10 +478,15 @@ def _with_client(
 
     @contextlib.contextmanager
     def session() -> Iterator[ResearchClient]:
-        if serve:
-            _ensure_background_worker(args.settings.data_dir, offline=args.settings.offline)
-        with dapr_runtime(args.settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
-            yield client
+        data_dir = args.settings.data_dir
+        with contextlib.ExitStack() as stack:
+            if serve:
+                # The lease comes first, so the worker cannot idle out before the command
+                # has done what it needs the worker for.
+                stack.enter_context(worker_needed(data_dir))
+                _ensure_background_worker(data_dir, offline=args.settings.offline)
+            endpoint = stack.enter_context(dapr_runtime(data_dir))
+            yield stack.enter_context(ResearchClient(endpoint))
 
     return session()
 

@@ -32,9 +32,50 @@ from fte.errors import DataDirInUseError, RuntimeSetupError
 WORKER_LOCK = "worker.lock"
 START_LOCK = "worker-start.lock"
 WORKER_LOG = "worker.log"
+# One empty file per command that needs the worker to stay: named by the command's pid.
+LEASES = "worker-leases"
 START_TIMEOUT_S = 60.0
 # A background worker lets running activities finish (up to 15 s) and stops its stack.
 HANDOVER_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def worker_needed(data_dir: Path) -> Iterator[None]:
+    """While the block runs, a background worker of `data_dir` does not exit as idle.
+
+    Its idle check counts unfinished runs, and a schedule's control request is not a run:
+    without this the worker could stop between the request and the loop applying it.
+    """
+    directory = data_dir / LEASES
+    directory.mkdir(parents=True, exist_ok=True)
+    lease = directory / str(os.getpid())
+    lease.touch()
+    try:
+        yield
+    finally:
+        lease.unlink(missing_ok=True)
+
+
+def worker_needed_by_a_command(data_dir: Path) -> bool:
+    """Whether a live command holds a lease; leases of exited commands are cleared."""
+    directory = data_dir / LEASES
+    needed = False
+    for lease in directory.glob("*") if directory.is_dir() else ():
+        if lease.name.isdigit() and _alive(int(lease.name)):
+            needed = True
+        else:
+            lease.unlink(missing_ok=True)
+    return needed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, and not ours to judge
+    return True
 
 
 def serving_worker(data_dir: Path) -> int | None:
