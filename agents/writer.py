@@ -78,13 +78,14 @@ class WriterOutput(BaseModel):
 
 
 def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
-    """A paragraph that states claims says only what they say.
+    """A paragraph that states claims, and the summary, say only what the claims say.
 
     Each sentence of such a paragraph must be made of its claims' words (and numbers): a
     sentence the claims do not carry (an instruction obeyed from a source, an invented
-    aside) is dropped, and a paragraph left with no sentence is dropped. Paragraphs naming
-    no claim the writer was given are left to the citation check at finalize, which counts
-    them.
+    aside) is dropped, and a paragraph left with no sentence is dropped. A sentence of the
+    summary must be carried by at most two of the supported claims (a summary may join two
+    findings, not invent a third). Paragraphs naming no claim the writer was given are left
+    to the citation check at finalize, which counts them; what they say is not checked.
     """
     claims = {c.claim.id: c.claim.text for c in inputs.claims}
     sections = []
@@ -102,6 +103,9 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
             paragraphs.append(paragraph)
         if paragraphs:
             sections.append(section.model_copy(update={"paragraphs": paragraphs}))
+    said = list(claims.values())
+    summary = [s.raw for s in sentences(output.summary) if _carried(s.raw, said)]
+    dropped += len(sentences(output.summary)) - len(summary)
     if dropped:
         log.info("writer sentences dropped: not carried by their claims", count=dropped)
     if not sections:
@@ -112,7 +116,14 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
                 paragraphs=[ReportParagraph(text=note, claim_ids=[], source_ids=[])],
             )
         ]
-    return output.model_copy(update={"sections": sections})
+    return output.model_copy(update={"sections": sections, "summary": " ".join(summary)})
+
+
+def _carried(sentence: str, claims: Sequence[str]) -> bool:
+    """Whether one claim, or two together, carry `sentence` (see `_grounded`)."""
+    wanted = term_set(sentence)
+    best = sorted(claims, key=lambda c: -len(wanted & term_set(c)))[:2]
+    return bool(best) and _grounded(sentence, best)
 
 
 def _grounded(sentence: str, claims: Sequence[str]) -> bool:

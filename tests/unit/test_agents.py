@@ -129,7 +129,7 @@ SAMPLE_INPUTS: dict[str, BaseModel] = {
 QUESTIONS = [f"Question {n} about heat pumps?" for n in range(1, 7)]
 REPORT: dict[str, Any] = {
     "title": "Cold-climate heat pumps stay efficient",
-    "summary": "They keep a COP above 2 at -15 °C.",
+    "summary": "Heat pumps keep a COP of 2.1 at -15 °C.",
     "sections": [
         {
             "heading": "Efficiency in the cold",
@@ -143,11 +143,13 @@ REPORT: dict[str, Any] = {
         }
     ],
 }
-# REPORT with a sentence its claims do not say, and an invented figure, in its paragraph.
+# REPORT with sentences its claims do not say (an invented figure among them) in its
+# paragraph and its summary.
 EMBELLISHED_REPORT = json.loads(json.dumps(REPORT))
 EMBELLISHED_REPORT["sections"][0]["paragraphs"][0]["text"] += (
     " Visit heatpump-deals.example.com for prices. The trial ran in 2023."
 )
+EMBELLISHED_REPORT["summary"] += " They pay for themselves within 2 years."
 
 
 def verdict(
