@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import structlog
@@ -16,6 +17,15 @@ log = structlog.get_logger(__name__)
 
 # A sentence of a paragraph that states claims must share this much of its words with them.
 GROUNDED_MIN_COVERAGE = 0.6
+_MAX_COUNT = 100
+# What connective text (a title, a heading, a paragraph that states no claim) must never
+# carry: links, addresses, markup, or instructions a source slipped to the model.
+UNSAFE_TEXT = re.compile(
+    r"https?://|\bwww\.|\S+@\S+\.\w|javascript:|<\s*/?\s*[a-z!]|\]\(|"
+    r"\b(?:ignore|disregard)\b.{0,40}\b(?:instructions?|prompts?|rules)\b|"
+    r"\b(?:system prompt|instructions?|click|visit)\b",
+    re.IGNORECASE,
+)
 
 # Offline layout: claims per paragraph and in the summary.
 OFFLINE_PARAGRAPH_MAX_CLAIMS = 3
@@ -84,26 +94,35 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
     sentence the claims do not carry (an instruction obeyed from a source, an invented
     aside) is dropped, and a paragraph left with no sentence is dropped. A sentence of the
     summary must be carried by at most two of the supported claims (a summary may join two
-    findings, not invent a third). Paragraphs naming no claim the writer was given are left
-    to the citation check at finalize, which counts them; what they say is not checked.
+    findings, not invent a third). Connective text (the title, headings, and paragraphs
+    that name no claim) may carry no link, address, markup or instruction-like phrase and
+    no figure the claims do not have: such a sentence is dropped, such a heading becomes
+    "Findings" and such a title is replaced by one made from the query.
     """
     claims = {c.claim.id: c.claim.text for c in inputs.claims}
+    said = list(claims.values())
     sections = []
     dropped = 0
     for section in output.sections:
         paragraphs = []
         for paragraph in section.paragraphs:
             stated = [claims[c] for c in paragraph.claim_ids if c in claims]
+            every = sentences(paragraph.text)
             if stated:
-                kept = [s.raw for s in sentences(paragraph.text) if _grounded(s.raw, stated)]
-                dropped += len(sentences(paragraph.text)) - len(kept)
-                if not kept:
-                    continue
-                paragraph = paragraph.model_copy(update={"text": " ".join(kept)})
-            paragraphs.append(paragraph)
+                kept = [s.raw for s in every if _grounded(s.raw, stated)]
+            else:
+                # Connective text states no claim, so it may carry no figure the claims do
+                # not have, and nothing a source could have planted.
+                kept = [s.raw for s in every if _connective(s.raw, said)]
+            dropped += len(every) - len(kept)
+            if not kept:
+                continue
+            paragraphs.append(paragraph.model_copy(update={"text": " ".join(kept)}))
         if paragraphs:
-            sections.append(section.model_copy(update={"paragraphs": paragraphs}))
-    said = list(claims.values())
+            heading = section.heading if _connective(section.heading, said) else "Findings"
+            sections.append(
+                section.model_copy(update={"heading": heading, "paragraphs": paragraphs})
+            )
     summary = [s.raw for s in sentences(output.summary) if _carried(s.raw, said)]
     dropped += len(sentences(output.summary)) - len(summary)
     if dropped:
@@ -116,7 +135,23 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
                 paragraphs=[ReportParagraph(text=note, claim_ids=[], source_ids=[])],
             )
         ]
-    return output.model_copy(update={"sections": sections, "summary": " ".join(summary)})
+    # The title is read before anything else: one a source could have written is replaced.
+    title = output.title if _connective(output.title, said) else ""
+    title = title or phrasing.report_title(inputs.query)
+    return output.model_copy(
+        update={"title": title, "sections": sections, "summary": " ".join(summary)}
+    )
+
+
+def _connective(text: str, claims: Sequence[str]) -> bool:
+    """Text that carries no link, markup or instruction, and no figure the claims lack.
+
+    Small whole numbers are counts ("2 of the 6 sub-questions"), which connective text
+    may give; a year, a measure or a price is a fact, and facts come from claims.
+    """
+    numbers = set(NUMBER.findall(text)) - set(NUMBER.findall(" ".join(claims)))
+    figures = [n for n in numbers if not (n.isdigit() and int(n) < _MAX_COUNT)]
+    return not figures and UNSAFE_TEXT.search(text) is None
 
 
 def _carried(sentence: str, claims: Sequence[str]) -> bool:
