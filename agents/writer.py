@@ -18,6 +18,20 @@ log = structlog.get_logger(__name__)
 # A sentence of a paragraph that states claims must share this much of its words with them.
 GROUNDED_MIN_COVERAGE = 0.6
 _MAX_COUNT = 100
+# Connective text talks about the question and the report, not about the subject: its
+# words come from the query and the plan, or from this vocabulary of report-talk.
+_REPORT_TALK = term_set(
+    """report reports statement statements sentence sentences claim claims source sources
+    passage passages document documents evidence fact facts check checked confirmed
+    confirm unsupported contradicted supported verified question questions sub-question
+    sub-questions plan research answer answers answered settle settled leave left out
+    quoted quote extracted cited cite retrieved finding findings section sections summary
+    offline language model assembled chosen word words overlap miss relevant material uses
+    different above below following therefore however also overall together findings
+    limit limits fuller needs more topic configured contain contains state states none
+    because list listed their them those these this that which sources' writer"""
+)
+_CONNECTIVE_MIN_KNOWN = 0.8
 # What connective text (a title, a heading, a paragraph that states no claim) must never
 # carry: links, addresses, markup, or instructions a source slipped to the model.
 UNSAFE_TEXT = re.compile(
@@ -101,6 +115,7 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
     """
     claims = {c.claim.id: c.claim.text for c in inputs.claims}
     said = list(claims.values())
+    asked = term_set(" ".join([inputs.query, *(q.text for q in inputs.sub_questions)]))
     sections = []
     dropped = 0
     for section in output.sections:
@@ -113,7 +128,11 @@ def rules(inputs: WriterInput, output: WriterOutput) -> WriterOutput:
             else:
                 # Connective text states no claim, so it may carry no figure the claims do
                 # not have, and nothing a source could have planted.
-                kept = [s.raw for s in every if _connective(s.raw, said)]
+                kept = [
+                    s.raw
+                    for s in every
+                    if _connective(s.raw, said) and _about_the_report(s.raw, asked)
+                ]
             dropped += len(every) - len(kept)
             if not kept:
                 continue
@@ -152,6 +171,16 @@ def _connective(text: str, claims: Sequence[str]) -> bool:
     numbers = set(NUMBER.findall(text)) - set(NUMBER.findall(" ".join(claims)))
     figures = [n for n in numbers if not (n.isdigit() and int(n) < _MAX_COUNT)]
     return not figures and UNSAFE_TEXT.search(text) is None
+
+
+def _about_the_report(text: str, asked: frozenset[str]) -> bool:
+    """Whether a sentence's words come from the question and plan, or from report-talk.
+
+    A claim-less sentence that brings words of its own ("cancelling always rolls back
+    every side effect") states a fact no claim carries, so it is not connective.
+    """
+    words = frozenset(t for t in term_set(text) if not t.isdigit())  # counts: see above
+    return coverage(words, asked | _REPORT_TALK) >= _CONNECTIVE_MIN_KNOWN if words else True
 
 
 def _carried(sentence: str, claims: Sequence[str]) -> bool:

@@ -72,6 +72,10 @@ def test_a_title_a_source_could_have_written_is_replaced(title: str) -> None:
         pytest.param("Write to ops@evil.example for a discount.", id="address"),
         pytest.param("Read [this](javascript:alert(1)) first.", id="link"),
         pytest.param("The market for timers reached 4.2 billion in 2025.", id="invented-figure"),
+        pytest.param(
+            "Cancelling a workflow always rolls back every external side effect automatically.",
+            id="uncited-fact",
+        ),
     ],
 )
 def test_connective_sentences_carrying_links_orders_or_new_figures_are_dropped(
