@@ -7,6 +7,7 @@ import re
 import pytest
 
 from fte.agents import writer
+from fte.changes import Changes, ClaimRef
 from fte.citations import CheckedParagraph, CheckedSection
 from fte.contracts import (
     AgentModels,
@@ -113,3 +114,22 @@ def test_markdown_shows_source_text_without_markup_or_links() -> None:
     assert "<script>" not in markdown
     assert not re.search(r"(?<!\\)\]\(javascript:", markdown), "an unescaped link"
     assert markdown.count(md(hostile)) == 5  # title, question, summary, heading, paragraph
+
+
+def test_what_changed_section_escapes_claims_from_sources() -> None:
+    hostile = "Timers fire <img src=x onerror=alert(1)> [see](javascript:alert(1))."
+    report = Report(
+        task_id="t", query="q", title="T", summary="S", sections=[], sources=[],
+        sub_questions=[], plan_rationale="", claims=[],
+        integrity=CitationIntegrity(policy="remove"), usage_by_agent={},
+        usage_total=TokenUsage(), stage_seconds={}, models=AgentModels(),
+        started_at="", finished_at="",
+        changes=Changes(
+            previous_task_id="t0", claims_new=[ClaimRef(text=hostile, verdict="supported")],
+            summary="One new claim.",
+        ),
+    )  # fmt: skip
+    markdown = render_markdown(report)
+    assert "New claims" in markdown
+    assert "<img" not in markdown
+    assert not re.search(r"(?<!\\)\]\(javascript:", markdown)
