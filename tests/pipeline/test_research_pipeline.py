@@ -101,8 +101,16 @@ def test_writer_citing_a_source_that_was_not_retrieved_is_caught(
             {
                 "heading": "Invented",
                 "paragraphs": [
-                    {"text": "Made up.", "claim_ids": [], "source_ids": ["S99"]},
-                    {"text": "Also made up.", "claim_ids": ["C77"], "source_ids": ["S1"]},
+                    {
+                        "text": "The sources answer the plan.",
+                        "claim_ids": [],
+                        "source_ids": ["S99"],
+                    },
+                    {
+                        "text": "These findings settle it.",
+                        "claim_ids": ["C77"],
+                        "source_ids": ["S1"],
+                    },
                 ],
             }
         )
@@ -128,7 +136,7 @@ def test_mark_policy_keeps_violations_visible(
     def writer(inputs: WriterInput) -> Any:
         draft = default_writer(inputs)
         draft["sections"][0]["paragraphs"].append(
-            {"text": "Dubious.", "claim_ids": [], "source_ids": ["S99"]}
+            {"text": "The sources confirm these findings.", "claim_ids": [], "source_ids": ["S99"]}
         )
         return draft
 
