@@ -56,11 +56,20 @@ def request_label(request: httpx.Request) -> str:
 
 
 def completion(
-    content: str, *, model: str, prompt_tokens: int, completion_tokens: int
+    content: str,
+    *,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    completion_id: str = "chatcmpl-fte-eval",
 ) -> dict[str, Any]:
-    """A chat-completion body; fixed ID and time so that identical answers are identical bytes."""
+    """A chat-completion body; fixed ID and time so that identical answers are identical bytes.
+
+    The one builder of OpenAI chat-completion bodies: the eval transports and the test
+    doubles both use it.
+    """
     return {
-        "id": "chatcmpl-fte-eval",
+        "id": completion_id,
         "object": "chat.completion",
         "created": 0,
         "model": model,

@@ -1,8 +1,10 @@
-"""The one builder of OpenAI chat-completion bodies that the test doubles share."""
+"""OpenAI response bodies for the test doubles, with test defaults (built by fte.evals)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from fte.evals.transports import completion
 
 
 def completion_body(
@@ -14,24 +16,13 @@ def completion_body(
     completion_id: str = "chatcmpl-test",
 ) -> dict[str, Any]:
     """A 200 chat completion whose message content is `content`."""
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": content},
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+    return completion(
+        content,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        completion_id=completion_id,
+    )
 
 
 def error_body(message: str, *, type: str, code: str | None = None) -> dict[str, Any]:
