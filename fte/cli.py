@@ -16,14 +16,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import grpc
-from pydantic import ValidationError
 
 from fte import __version__, progress_view
 from fte.changes import render_markdown as render_changes
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot
 from fte.config import FteSettings, load_settings
 from fte.config import show as show_settings
-from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, ApprovalDecision, Progress
+from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, Progress
 from fte.dapr_stack import dapr_runtime
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.logs import configure_logging
@@ -504,29 +503,30 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    try:
-        decision = ApprovalDecision(
-            approved=True, comment=args.comment, sub_questions=args.sub_questions
-        )
-    except ValidationError as exc:  # before anything is started
-        raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    from fte import run_control
+
+    # Validated before anything is started.
+    decision = run_control.approval(
+        approved=True, comment=args.comment, sub_questions=args.sub_questions
+    )
     with _with_client(args, serve=True) as client:
-        client.approve(args.task_id, decision)
-    _say(f"Approved the plan of {args.task_id}")
+        _say(run_control.approve(client, args.task_id, decision))
     return EXIT_OK
 
 
 def _cmd_reject(args: argparse.Namespace) -> int:
+    from fte import run_control
+
     with _with_client(args, serve=True) as client:
-        client.approve(args.task_id, ApprovalDecision(approved=False, comment=args.reason))
-    _say(f"Rejected the plan of {args.task_id}; its partial artifacts will be deleted")
+        _say(run_control.reject(client, args.task_id, args.reason))
     return EXIT_OK
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
+    from fte import run_control
+
     with _with_client(args, serve=True) as client:
-        client.cancel(args.task_id, args.reason)
-    _say(f"Cancelling {args.task_id}; its partial artifacts will be deleted")
+        _say(run_control.cancel(client, args.task_id, args.reason))
     return EXIT_OK
 
 
