@@ -81,6 +81,7 @@ class FteSettings(BaseSettings):
     model_analyst: str | None = None
     model_fact_checker: str | None = None
     model_writer: str | None = None
+    model_reviewer: str | None = None
     offline: bool = False
     """Use the built-in extractive model even if a model server is configured."""
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")

@@ -124,6 +124,7 @@ class AgentModels(Contract):
     analyst: str = DEFAULT_MODEL
     fact_checker: str = DEFAULT_MODEL
     writer: str = DEFAULT_MODEL
+    reviewer: str = DEFAULT_MODEL
 
 
 CitationPolicy = Literal["remove", "mark"]

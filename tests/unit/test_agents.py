@@ -25,6 +25,7 @@ from fte.agents import (
     offline_model,
     planner,
     prompting,
+    reviewer,
     writer,
 )
 from fte.agents import source_finder as finder
@@ -115,6 +116,13 @@ WRITER_INPUT = writer.WriterInput(
     ],
     sources=[writer.SourceRef(id=s.id, title=s.title, location=s.location) for s in (S1, S2)],
 )
+REVIEW_INPUT = reviewer.ReviewInput(
+    query=QUERY,
+    round=1,
+    sub_questions=SUB_QUESTIONS,
+    claims=[reviewer.ReviewedClaim.of(c) for c in WRITER_INPUT.claims],
+    max_gaps=4,
+)
 SAMPLE_INPUTS: dict[str, BaseModel] = {
     planner.AGENT.name: PLANNER_INPUT,
     finder.QUERIES.name: QUERIES_INPUT,
@@ -122,6 +130,7 @@ SAMPLE_INPUTS: dict[str, BaseModel] = {
     analyst.AGENT.name: ANALYST_INPUT,
     fact_checker.AGENT.name: FACT_CHECK_INPUT,
     writer.AGENT.name: WRITER_INPUT,
+    reviewer.AGENT.name: REVIEW_INPUT,
 }
 
 # -- replies and what the rules make of them ---------------------------------------------
@@ -675,6 +684,7 @@ AGENTS_BY_NAME = {
     "analyst": analyst.AGENT,
     "fact_checker": fact_checker.AGENT,
     "writer": writer.AGENT,
+    "reviewer": reviewer.AGENT,
 }
 
 
@@ -689,12 +699,15 @@ def test_all_agents_are_discovered_by_name() -> None:
 
 
 def test_finding_an_unknown_agent_names_the_known_ones() -> None:
-    known = "analyst, fact_checker, planner, source_finder.queries, source_finder.relevance, writer"
+    known = (
+        "analyst, fact_checker, planner, reviewer, source_finder.queries, "
+        "source_finder.relevance, writer"
+    )
 
     with pytest.raises(
-        PromptError, match=re.escape(f"unknown agent 'reviewer'; known agents: {known}")
+        PromptError, match=re.escape(f"unknown agent 'editor'; known agents: {known}")
     ):
-        find("reviewer")
+        find("editor")
 
 
 # -- FunctionModel -------------------------------------------------------------------------

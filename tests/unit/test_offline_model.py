@@ -583,6 +583,7 @@ def test_every_agent_has_an_offline_twin_with_a_valid_answer() -> None:
         "analyst",
         "fact_checker",
         "writer",
+        "reviewer",
     }
 
 

@@ -122,8 +122,8 @@ def test_unpriced_agent_that_did_nothing_does_not_hide_the_total() -> None:
 
 
 def test_agent_without_a_configured_model_is_unpriced() -> None:
-    total, per_agent = estimate_run_cost(AgentModels(), {"reviewer": usage(10, 10)})
-    assert per_agent == {"reviewer": None}
+    total, per_agent = estimate_run_cost(AgentModels(), {"summariser": usage(10, 10)})
+    assert per_agent == {"summariser": None}
     assert total is None
 
 
