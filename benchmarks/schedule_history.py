@@ -25,6 +25,7 @@ import grpc
 from fte import names
 from fte.contracts import RunConfig
 from fte.dapr_build import find_binaries
+from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack
 from fte.logs import configure_logging
 from fte.schedule import workflow as schedule_workflow
@@ -85,9 +86,14 @@ def main() -> int:
     )
     with (
         EmbeddedStack(data_dir=data_dir, binaries=binaries) as endpoint,
-        WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=register),
+        WorkflowWorker(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=register,
+            api_token=endpoint.api_token,
+        ),
     ):
-        client = wf.DaprWorkflowClient(host=endpoint.host, port=str(endpoint.grpc_port))
+        client = workflow_client(endpoint)
         start = ScheduleInput(spec=spec, state=ScheduleState(cursor=now))
         client.schedule_new_workflow(
             names.SCHEDULE, input=start.model_dump(mode="json"), instance_id=instance

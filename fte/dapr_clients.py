@@ -19,6 +19,7 @@ from dapr.clients.http.helpers import get_api_url
 from dapr.conf import settings
 from dapr.ext.workflow.logger import LoggerOptions
 
+from fte.api_tokens import sdk_token
 from fte.dapr_stack import RuntimeEndpoint
 from fte.errors import RuntimeSetupError
 
@@ -41,7 +42,7 @@ def dapr_client(endpoint: RuntimeEndpoint) -> DaprClient:
     # (report paths, task IDs); they go to the debug log instead.
     sdk_prints = io.StringIO()
     try:
-        with contextlib.redirect_stdout(sdk_prints):
+        with contextlib.redirect_stdout(sdk_prints), sdk_token(endpoint.api_token):
             return DaprClient(address=address) if address else DaprClient()
     finally:
         for line in sdk_prints.getvalue().splitlines():
@@ -83,6 +84,7 @@ def workflow_client(endpoint: RuntimeEndpoint) -> wf.DaprWorkflowClient:
     port = str(endpoint.grpc_port) if endpoint.grpc_port is not None else None
     # The SDK logs every miss ("instance not found") and read race at WARNING/ERROR
     # on stderr before raising; callers handle both, so only its criticals show.
-    return wf.DaprWorkflowClient(
-        host=endpoint.host, port=port, logger_options=LoggerOptions(log_level="CRITICAL")
-    )
+    with sdk_token(endpoint.api_token):
+        return wf.DaprWorkflowClient(
+            host=endpoint.host, port=port, logger_options=LoggerOptions(log_level="CRITICAL")
+        )

@@ -44,7 +44,7 @@ from typing import IO, Annotated, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from fte import locks, package_path, sidecar_env
+from fte import api_tokens, locks, package_path, sidecar_env
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
 
@@ -177,6 +177,9 @@ class RuntimeEndpoint:
     description: str
     health: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
     """What is wrong with the runtime that its launcher could not mend (None: nothing known)."""
+    api_token: str | None = field(default=None, compare=False, repr=False)
+    """The embedded sidecar's DAPR_API_TOKEN (`fte.api_tokens`); None for an external sidecar,
+    whose token the SDK reads from DAPR_API_TOKEN itself."""
 
     @property
     def grpc_address(self) -> str | None:
@@ -409,6 +412,7 @@ class EmbeddedStack:
         self._stop_stale()
         binaries = self._binaries = self.binaries or find_binaries()
         self._ports = self._choose_ports()
+        api_tokens.ensure_tokens(self.data_dir)
         started = time.monotonic()
         self._launch(binaries)
         self._write_record(binaries, ready=False)
@@ -428,6 +432,7 @@ class EmbeddedStack:
             owned=True,
             description=f"embedded Dapr stack in {self.data_dir}",
             health=self.problem,
+            api_token=api_tokens.read_tokens(self.data_dir).dapr,
         )
 
     def problem(self) -> str | None:
@@ -487,6 +492,7 @@ class EmbeddedStack:
                         f"embedded Dapr stack in {self.data_dir} (owned by pid {record.owner_pid})"
                     ),
                     health=self.problem,
+                    api_token=api_tokens.read_tokens(self.data_dir).dapr,
                 )
                 return self.endpoint
             if record is None or not _pid_alive(record.owner_pid):
@@ -734,13 +740,18 @@ class EmbeddedStack:
         log_file = (logs / f"{role}.log").open("ab")
         log_file.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {role}\n".encode())
         log_file.flush()
-        popen = self._popen(argv, log_file, process_group)
+        env = runtime_environment()
+        if role == "daprd":
+            # The directory's tokens, never a DAPR_API_TOKEN the user exported for another
+            # sidecar: every client of this stack reads them from the same file.
+            env.update(api_tokens.read_tokens(self.data_dir).environment())
+        popen = self._popen(argv, log_file, process_group, env)
         proc = _Proc(role, popen, log_file, argv)
         self._procs.append(proc)
         return proc
 
     def _popen(
-        self, argv: list[str], log_file: IO[bytes], process_group: int
+        self, argv: list[str], log_file: IO[bytes], process_group: int, env: dict[str, str]
     ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv,
@@ -748,7 +759,7 @@ class EmbeddedStack:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=runtime_environment(),
+            env=env,
             process_group=process_group,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )

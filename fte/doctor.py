@@ -43,7 +43,12 @@ def run_doctor(data_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     with dapr_runtime(data_dir) as endpoint:
         ready = time.monotonic() - started
-        with WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=_register):
+        with WorkflowWorker(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=_register,
+            api_token=endpoint.api_token,
+        ):
             client = workflow_client(endpoint)
             try:
                 instance_id = f"doctor-{uuid.uuid4().hex[:8]}"

@@ -85,6 +85,7 @@ def research_worker(
             port=endpoint.grpc_port,
             register=registrar,
             max_concurrent_activities=max_concurrent_activities,
+            api_token=endpoint.api_token,
         ) as worker:
             yield worker
     finally:

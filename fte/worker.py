@@ -13,6 +13,7 @@ from dapr.ext.workflow._durabletask.internal import shared as sdk_shared
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 from dapr.ext.workflow.logger import LoggerOptions
 
+from fte.api_tokens import sdk_token
 from fte.errors import ActivityResultTooLargeError, RuntimeSetupError
 
 log = structlog.get_logger(__name__)
@@ -187,16 +188,18 @@ class WorkflowWorker:
         ready_timeout_s: float = 30.0,
         drain_timeout_s: float = 15.0,
         max_concurrent_activities: int | None = None,
+        api_token: str | None = None,
     ) -> None:
-        self._runtime = wf.WorkflowRuntime(
-            host=host,
-            port=str(port) if port is not None else None,
-            # The SDK logs every registration and reconnect at INFO to stderr;
-            # keep the terminal for our own progress output.
-            logger_options=LoggerOptions(log_level="WARNING"),
-            worker_ready_timeout=ready_timeout_s,
-            maximum_concurrent_activity_work_items=max_concurrent_activities,
-        )
+        with sdk_token(api_token):
+            self._runtime = wf.WorkflowRuntime(
+                host=host,
+                port=str(port) if port is not None else None,
+                # The SDK logs every registration and reconnect at INFO to stderr;
+                # keep the terminal for our own progress output.
+                logger_options=LoggerOptions(log_level="WARNING"),
+                worker_ready_timeout=ready_timeout_s,
+                maximum_concurrent_activity_work_items=max_concurrent_activities,
+            )
         self._in_flight = _InFlight()
         self._drain_timeout_s = drain_timeout_s
         registry = Registry(self._runtime, self._in_flight)

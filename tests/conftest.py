@@ -10,6 +10,7 @@ from pathlib import Path
 import dapr.ext.workflow as wf
 import pytest
 
+from fte.api_tokens import sdk_token
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.logs import reset_logging
@@ -44,7 +45,8 @@ def dapr_stack(embedded_stack: EmbeddedStack) -> RuntimeEndpoint:
 
 @pytest.fixture
 def wf_client(dapr_stack: RuntimeEndpoint) -> Iterator[wf.DaprWorkflowClient]:
-    client = wf.DaprWorkflowClient(host=dapr_stack.host, port=str(dapr_stack.grpc_port))
+    with sdk_token(dapr_stack.api_token):
+        client = wf.DaprWorkflowClient(host=dapr_stack.host, port=str(dapr_stack.grpc_port))
     yield client
     client.close()
 

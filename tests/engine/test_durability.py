@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import dapr.ext.workflow as wf
 import pytest
 
+from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.support.processes import LoggedProcess, wait_for
 
@@ -34,12 +36,14 @@ class WorkerProcess(LoggedProcess):
                 "--ready-file", str(ready_file),
             ],
             tmp / f"{name}.log",
+            # As under `dapr run`: the SDK reads the sidecar's token from the environment.
+            env={**os.environ, "DAPR_API_TOKEN": endpoint.api_token or ""},
         )  # fmt: skip
         wait_for(lambda: self.alive() and ready_file.exists(), f"worker {name}", timeout=60)
 
 
 def _client(endpoint: RuntimeEndpoint) -> wf.DaprWorkflowClient:
-    return wf.DaprWorkflowClient(host=endpoint.host, port=str(endpoint.grpc_port))
+    return workflow_client(endpoint)
 
 
 def test_killed_worker_resumes_without_redoing_finished_activities(

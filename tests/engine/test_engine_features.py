@@ -21,7 +21,10 @@ TIMEOUT_S = 60
 @pytest.fixture(scope="module")
 def probe_worker(dapr_stack: RuntimeEndpoint) -> Iterator[WorkflowWorker]:
     with WorkflowWorker(
-        host=dapr_stack.host, port=dapr_stack.grpc_port, register=probe_app.register
+        host=dapr_stack.host,
+        port=dapr_stack.grpc_port,
+        register=probe_app.register,
+        api_token=dapr_stack.api_token,
     ) as worker:
         yield worker
 

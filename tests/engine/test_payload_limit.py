@@ -10,6 +10,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 import pytest
 
+from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack
 from fte.worker import MAX_ACTIVITY_RESULT_BYTES, Registry, WorkflowWorker
 
@@ -50,9 +51,14 @@ def test_oversized_activity_result_fails_fast_without_retries(
 ) -> None:
     endpoint = private_stack.endpoint
     assert endpoint is not None
-    client = wf.DaprWorkflowClient(host=endpoint.host, port=str(endpoint.grpc_port))
+    client = workflow_client(endpoint)
     try:
-        with WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=register):
+        with WorkflowWorker(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=register,
+            api_token=endpoint.api_token,
+        ):
             client.schedule_new_workflow(
                 "probe_oversized_wf",
                 input={"count_dir": str(tmp_path), "size": size},
@@ -73,9 +79,14 @@ def test_oversized_activity_result_fails_fast_without_retries(
 def test_result_under_the_limit_passes(private_stack: EmbeddedStack, tmp_path: Path) -> None:
     endpoint = private_stack.endpoint
     assert endpoint is not None
-    client = wf.DaprWorkflowClient(host=endpoint.host, port=str(endpoint.grpc_port))
+    client = workflow_client(endpoint)
     try:
-        with WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=register):
+        with WorkflowWorker(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=register,
+            api_token=endpoint.api_token,
+        ):
             client.schedule_new_workflow(
                 "probe_oversized_wf",
                 input={"count_dir": str(tmp_path), "size": MAX_ACTIVITY_RESULT_BYTES - 1000},

@@ -90,7 +90,9 @@ def _worker(endpoint: RuntimeEndpoint, versions: Versions) -> WorkflowWorker:
         for letter in "abc":
             registry.activity(f"vprobe_{letter}", probe_app.record)
 
-    return WorkflowWorker(host=endpoint.host, port=endpoint.grpc_port, register=register)
+    return WorkflowWorker(
+        host=endpoint.host, port=endpoint.grpc_port, register=register, api_token=endpoint.api_token
+    )
 
 
 def _wait_for_status(
@@ -129,7 +131,8 @@ def _history(endpoint: RuntimeEndpoint, instance_id: str) -> list[Any]:
     with grpc.insecure_channel(f"{endpoint.host}:{endpoint.grpc_port}") as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
         request = pb.GetInstanceHistoryRequest(instanceId=instance_id)
-        return list(stub.GetInstanceHistory(request, timeout=TIMEOUT_S).events)
+        token = (("dapr-api-token", endpoint.api_token),) if endpoint.api_token else None
+        return list(stub.GetInstanceHistory(request, timeout=TIMEOUT_S, metadata=token).events)
 
 
 def _recorded_versions(endpoint: RuntimeEndpoint, instance_id: str) -> list[str]:

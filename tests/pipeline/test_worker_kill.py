@@ -35,6 +35,7 @@ class WorkerProcess(LoggedProcess):
             **os.environ,
             "DAPR_GRPC_PORT": str(endpoint.grpc_port),
             "DAPR_HTTP_PORT": str(endpoint.http_port),
+            "DAPR_API_TOKEN": endpoint.api_token or "",
             "OPENAI_BASE_URL": llm_url,
             "OPENAI_API_KEY": TEST_KEY,
         }

@@ -1,0 +1,112 @@
+"""The embedded sidecar's API tokens: one pair per data directory, readable by its owner only.
+
+Loopback ports keep the network out, but not the machine's other users: anyone on the host
+could otherwise start, read or purge workflows through daprd's gRPC/HTTP API. daprd
+refuses every API call without `DAPR_API_TOKEN` (health checks excepted), and the token
+lives in `<data-dir>/api-tokens.json` with mode 0600, so only the user who owns the data
+directory — its launcher, worker and CLI commands — can drive the sidecar.
+
+`APP_API_TOKEN` is what daprd would present when calling into the app. The worker opens no
+app port (it pulls work over the sidecar's gRPC stream), so today nothing checks it; it is
+set anyway so that an app channel added later is not open by default.
+
+The Dapr SDK reads its token from a process-wide setting when a client is constructed,
+while one test process may talk to several stacks; `sdk_token` sets that setting only
+around a construction, under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from fte.errors import RuntimeSetupError
+
+log = structlog.get_logger(__name__)
+
+TOKENS_FILE = "api-tokens.json"
+_OWNER_ONLY = 0o600
+
+
+@dataclass(frozen=True)
+class ApiTokens:
+    dapr: str
+    """Clients present it to daprd (`dapr-api-token`)."""
+    app: str
+    """daprd presents it to the app, if the app ever opens a port."""
+
+    def environment(self) -> dict[str, str]:
+        """What daprd reads them from."""
+        return {"DAPR_API_TOKEN": self.dapr, "APP_API_TOKEN": self.app}
+
+
+def ensure_tokens(data_dir: Path) -> ApiTokens:
+    """This directory's tokens, created on first use (mode 0600, written atomically)."""
+    path = Path(data_dir) / TOKENS_FILE
+    if not path.exists():
+        fresh = {"dapr": secrets.token_urlsafe(32), "app": secrets.token_urlsafe(32)}
+        tmp = path.with_name(f"{TOKENS_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _OWNER_ONLY)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(fresh, handle)
+        # Two launchers racing: the first link wins, the other reads the winner's tokens.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink()
+    return read_tokens(data_dir)
+
+
+def read_tokens(data_dir: Path) -> ApiTokens:
+    path = Path(data_dir) / TOKENS_FILE
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            # Copied or restored with looser permissions: the token is only as private as
+            # the file, so tighten it rather than serve a token others can read.
+            log.warning("tightening permissions of the API token file", path=str(path))
+            path.chmod(_OWNER_ONLY)
+        data = json.loads(path.read_text())
+        return ApiTokens(dapr=str(data["dapr"]), app=str(data["app"]))
+    except FileNotFoundError:
+        raise RuntimeSetupError(
+            f"{path} is missing; the process that runs the Dapr runtime of {data_dir} "
+            "creates it — start it again"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RuntimeSetupError(
+            f"{path} is not an API token file fte wrote ({exc}); if no fte command is using "
+            f"{data_dir}, delete the file and try again"
+        ) from None
+
+
+_SETTING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def sdk_token(token: str | None) -> Iterator[None]:
+    """Make the Dapr SDK's clients constructed in this block present `token`.
+
+    None leaves the setting alone: an external sidecar's token comes from DAPR_API_TOKEN,
+    which the SDK reads itself.
+    """
+    if token is None:
+        yield
+        return
+    from dapr.conf import settings
+
+    with _SETTING_LOCK:
+        previous = settings.DAPR_API_TOKEN
+        setattr(settings, "DAPR_API_TOKEN", token)  # noqa: B010 - untyped settings
+        try:
+            yield
+        finally:
+            setattr(settings, "DAPR_API_TOKEN", previous)  # noqa: B010
