@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
 import dapr.ext.workflow as wf
 import structlog
@@ -61,14 +62,39 @@ class Notifier:
     def __init__(self, client: DaprClient, *, pubsub: str = PUBSUB_NAME) -> None:
         self._client = client
         self._pubsub = pubsub
+        self._store = ArtifactStore(client)
 
     def send(self, notice: Notice) -> None:
+        notice = self._with_link(notice)
         log.info("notice", task_id=notice.task_id, kind=notice.kind, message=notice.message)
         self._client.publish_event(
             self._pubsub,
             NOTICE_TOPIC,
             notice.model_dump_json(),
             data_content_type="application/json",
+        )
+        # Kept for the web console's run page; the topic has no memory of its own.
+        record = notice.model_dump(mode="json")
+        record["sent_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self._store.append_notice(notice.task_id, record)
+
+    def _with_link(self, notice: Notice) -> Notice:
+        """An approval request or reminder links to the run's page when `fte ui` serves one.
+
+        Added here, not in the workflow: where the console listens is not the run's input
+        and may change while the run waits.
+        """
+        if notice.kind not in ("approval_request", "approval_reminder"):
+            return notice
+        address = self._store.ui_address()
+        if address is None:
+            return notice
+        link = f"{address}/runs/{quote(notice.task_id, safe='')}"
+        return notice.model_copy(
+            update={
+                "message": f"{notice.message} Answer it at {link}",
+                "data": {**notice.data, "link": link},
+            }
         )
 
 

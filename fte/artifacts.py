@@ -24,6 +24,14 @@ INDEX_KEY = "runs:index"
 # Schedules, likewise (name -> instance ID, spec summary, created-at).
 SCHEDULES_KEY = "schedules:index"
 _INDEX_WRITE_ATTEMPTS = 10
+# The notices a run sent (`notices:<task>`), kept for the web console to show; not an
+# artifact of a stage, so compensation leaves them (they tell what happened) and purge
+# deletes them. At-least-once like the notices themselves, capped at the newest few.
+NOTICES_PREFIX = "notices"
+MAX_NOTICES = 200
+# Where `fte ui` serves this state store (base URL, never its token): approval notices
+# link to the run's page there.
+UI_ADDRESS_KEY = "ui:address"
 
 # Stages in pipeline order; compensation walks them in reverse.
 PLAN = "plan"
@@ -40,6 +48,10 @@ def sources_for(sub_question_id: str) -> str:
 
 def artifact_key(task_id: str, name: str) -> str:
     return f"{KEY_PREFIX}:{task_id}:{name}"
+
+
+def notices_key(task_id: str) -> str:
+    return f"{NOTICES_PREFIX}:{task_id}"
 
 
 def run_artifact_stages(sub_question_ids: Sequence[str]) -> list[list[str]]:
@@ -106,6 +118,30 @@ class ArtifactStore:
         runs: dict[str, dict[str, Any]] = json.loads(data)["runs"] if data else {}
         return runs
 
+    def append_notice(self, task_id: str, notice: dict[str, Any]) -> None:
+        def add(document: dict[str, Any]) -> None:
+            document["notices"] = [*document["notices"], notice][-MAX_NOTICES:]
+
+        self.update_index(add, key=notices_key(task_id))
+
+    def notices(self, task_id: str) -> list[dict[str, Any]]:
+        data = self._client.get_state(STORE_NAME, notices_key(task_id)).data
+        notices: list[dict[str, Any]] = json.loads(data)["notices"] if data else []
+        return notices
+
+    def delete_notices(self, task_id: str) -> None:
+        self._client.delete_state(STORE_NAME, notices_key(task_id))
+
+    def ui_address(self) -> str | None:
+        data = self._client.get_state(STORE_NAME, UI_ADDRESS_KEY).data
+        return str(json.loads(data)["url"]) if data else None
+
+    def set_ui_address(self, url: str | None) -> None:
+        if url is None:
+            self._client.delete_state(STORE_NAME, UI_ADDRESS_KEY)
+        else:
+            self._client.save_state(STORE_NAME, UI_ADDRESS_KEY, json.dumps({"url": url}))
+
     def delete(self, task_id: str, names: Iterable[str]) -> list[str]:
         deleted = []
         for name in names:
@@ -116,4 +152,6 @@ class ArtifactStore:
 
 
 def _empty_index(key: str) -> dict[str, Any]:
+    if key.startswith(f"{NOTICES_PREFIX}:"):
+        return {"notices": []}
     return {"schedules": {}} if key == SCHEDULES_KEY else {"runs": {}}

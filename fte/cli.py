@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--offline", action="store_true", help="use the built-in offline model")
     _add_data_dir(serve)
+    ui = commands.add_parser(
+        "ui",
+        help="a local web console: runs, approvals, schedules, evals (prints its URL with a token)",
+    )
+    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: a free one)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback)"
+    )
+    _add_data_dir(ui)
     _add_schedule_parsers(commands)
     _add_eval_parser(commands)
     return parser
@@ -527,6 +536,19 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
     with _with_client(args, serve=True) as client:
         _say(run_control.cancel(client, args.task_id, args.reason))
+    return EXIT_OK
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from fte.ui.server import run_ui
+
+    run_ui(
+        args.settings,
+        host=args.host,
+        port=args.port,
+        say=_say,
+        show_url=lambda url: print(url, flush=True),
+    )
     return EXIT_OK
 
 
@@ -880,6 +902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _cmd_worker,
         "schedule": _cmd_schedule,
         "eval": _cmd_eval,
+        "ui": _cmd_ui,
     }
     try:
         return handlers[args.command](args)

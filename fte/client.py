@@ -169,6 +169,7 @@ class ResearchClient:
         plan = self.store.get(task_id, artifacts.PLAN) or {}
         sub_question_ids = [q["id"] for q in plan.get("sub_questions", [])]
         self.store.delete(task_id, artifacts.run_artifact_names(sub_question_ids))
+        self.store.delete_notices(task_id)
         self.store.update_index(lambda index: index["runs"].pop(task_id, None))
 
     def purge_older_than(self, age: timedelta) -> list[str]:
