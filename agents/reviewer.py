@@ -21,10 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from fte.agents.agent import Agent
-from fte.contracts import MAX_QUERY_CHARS, CheckedClaim, Contract, SubQuestion, Verdict
+from fte.contracts import MAX_QUERY_CHARS, CheckedClaim, Contract, Gap, SubQuestion, Verdict
 from fte.text import collapse
 
-GapKind = Literal["unanswered", "contradicted", "unverifiable", "follow_up"]
+GapKind = Literal["unanswered", "contradicted", "unverifiable", "follow_up"]  # as Gap.kind
 # Which gaps a round searches first when there are more than it may take: an unanswered
 # sub-question is a hole in the report; a doubtful claim is only a weaker paragraph.
 PRIORITY: tuple[GapKind, ...] = ("unanswered", "contradicted", "unverifiable", "follow_up")
@@ -92,20 +92,6 @@ class ReviewOutput(BaseModel):
     gaps: list[ProposedGap] = Field(
         description="Unanswered sub-questions, doubtful claims and follow-up questions."
     )
-
-
-class Gap(Contract):
-    """A gap a round searches for, with a run-scoped ID (`g<round>.<n>`)."""
-
-    id: str
-    kind: GapKind
-    question: str
-    sub_question_id: str | None = None
-    claim_id: str | None = None
-
-    def as_sub_question(self) -> SubQuestion:
-        """The gap as a source finder's sub-question (same ID, so its artifacts are its own)."""
-        return SubQuestion(id=self.id, text=self.question)
 
 
 class Review(Contract):

@@ -55,6 +55,8 @@ class Passage(Contract):
     passage_id: str = Field(description="Stable ID of this chunk (same corpus, same ID).")
     title: str
     location: str = Field(description="File path or URL the passage was read from.")
+    section: str = Field(default="", description="Heading path within the document, if any.")
+    page: int | None = Field(default=None, description="Page number in a PDF, if any.")
     text: str
     score: float = 0.0
 
@@ -66,6 +68,8 @@ class Source(Contract):
     passage_id: str
     title: str
     location: str
+    section: str = Field(default="", description="Heading path within the document, if any.")
+    page: int | None = Field(default=None, description="Page number in a PDF, if any.")
     text: str
     retrieved_at: str = Field(description="ISO-8601 UTC time the passage was retrieved.")
     sub_question_id: str
@@ -148,6 +152,33 @@ class ModelEndpoint(Contract):
         return f"OpenAI-compatible server {self.base_url or 'https://api.openai.com/v1'}"
 
 
+# Gap-filling rounds a run may do after its first pass (`--depth`).
+MAX_DEPTH = 5
+
+
+class ModelPrice(Contract):
+    """USD per one million tokens (`fte.pricing`), fixed for the run when it starts."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class Budget(Contract):
+    """A run's spending limit, and the prices its spend is counted in.
+
+    The prices travel in the workflow input because the workflow may not read the
+    environment (`FTE_PRICES`) and must count the same way on every replay.
+    """
+
+    usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    tokens: int | None = Field(default=None, gt=0)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @property
+    def limited(self) -> bool:
+        return self.usd is not None or self.tokens is not None
+
+
 class RunConfig(Contract):
     """Everything a research run needs, passed in as workflow input so replays see it unchanged."""
 
@@ -174,6 +205,10 @@ class RunConfig(Contract):
     compare_with: str | None = Field(
         default=None, description="A completed run whose report this one is compared with."
     )
+    depth: int = Field(
+        default=0, ge=0, le=MAX_DEPTH, description="Gap-filling rounds after the first pass."
+    )
+    budget: Budget = Field(default_factory=Budget)
 
 
 # -- progress (workflow custom status) ------------------------------------
@@ -185,6 +220,7 @@ Stage = Literal[
     "analysing",
     "fact_checking",
     "writing",
+    "reviewing",
     "finalizing",
     "compensating",
     "completed",
@@ -200,6 +236,44 @@ class SubQuestionProgress(Contract):
     text: str
     state: Literal["pending", "searching", "done", "failed"] = "pending"
     sources: int = 0
+
+
+class Gap(Contract):
+    """Something the research has not settled, as a question a round can search (`g<r>.<n>`)."""
+
+    id: str
+    kind: Literal["unanswered", "contradicted", "unverifiable", "follow_up"]
+    question: str
+    sub_question_id: str | None = None
+    claim_id: str | None = None
+
+    def as_sub_question(self) -> SubQuestion:
+        """The gap as a source finder's sub-question (same ID, so its artifacts are its own)."""
+        return SubQuestion(id=self.id, text=self.question)
+
+
+class RoundReport(Contract):
+    """One gap-filling round: what it looked for, what it found, which claims it added."""
+
+    round: int
+    state: Literal["reviewing", "searching", "analysing", "fact_checking", "done"] = "reviewing"
+    looked_for: list[Gap] = Field(default_factory=list)
+    sources_found: list[str] = Field(default_factory=list, description="New source IDs.")
+    claims_added: list[str] = Field(default_factory=list, description="New claim IDs.")
+    supported_added: int = 0
+    note: str = ""
+
+
+class Spend(Contract):
+    """What a run has spent so far, against its budget (None: no limit of that kind)."""
+
+    tokens: int = 0
+    usd: float | None = 0.0
+    budget_usd: float | None = None
+    max_tokens: int | None = None
+    stopped: str | None = Field(
+        default=None, description="Why the budget ended the research early, if it did."
+    )
 
 
 class Progress(Contract):
@@ -218,6 +292,10 @@ class Progress(Contract):
     models: AgentModels = Field(default_factory=AgentModels)
     checkins: int = 0
     reason: str | None = None
+    depth: int = 0
+    round: int = Field(default=0, description="The gap-filling round under way (0: first pass).")
+    rounds: list[RoundReport] = Field(default_factory=list)
+    spend: Spend | None = None
 
 
 # -- human approval --------------------------------------------------------
@@ -265,6 +343,10 @@ class SourceFinderInput(Contract):
     model: str
     keep: int = Field(description="Passages to keep at most.")
     candidates: int = Field(description="Passages to retrieve and judge.")
+    exclude_passage_ids: list[str] = Field(
+        default_factory=list,
+        description="Passages the run already has: a gap round looks past them.",
+    )
 
 
 class SourceFinderResult(Contract):
@@ -298,6 +380,7 @@ class Outcome(Contract):
     report_key: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     integrity: CitationIntegrity | None = None
+    spend: Spend | None = None
 
 
 # -- agents ----------------------------------------------------------------
@@ -360,6 +443,9 @@ class FinalizeInput(Contract):
     finished_at: str
     schedule: str | None = None
     compare_with: str | None = None
+    rounds: list[RoundReport] = Field(default_factory=list)
+    remaining_gaps: list[Gap] = Field(default_factory=list)
+    spend: Spend | None = None
 
 
 class FinalizeResult(Contract):

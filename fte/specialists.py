@@ -46,12 +46,20 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
             yield ctx.call_activity(
                 names.SEARCH_SOURCES,
                 input=SearchInput(
-                    corpus_dir=inp.corpus_dir, queries=queries.queries, limit=inp.candidates
+                    corpus_dir=inp.corpus_dir,
+                    queries=queries.queries,
+                    # A gap round looks past what the run has: as many candidates as the
+                    # first pass had, after the passages it already holds.
+                    limit=inp.candidates + len(inp.exclude_passage_ids),
                 ),
                 retry_policy=IO_RETRY,
             )
         )
     )
+    if inp.exclude_passage_ids:
+        known = set(inp.exclude_passage_ids)
+        fresh = [p for p in found.passages if p.passage_id not in known][: inp.candidates]
+        found = found.model_copy(update={"passages": fresh})
     kept = []
     if found.passages:  # nothing to judge, nothing to pay for
         judged, judge_usage = RELEVANCE.reply(

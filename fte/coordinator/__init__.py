@@ -12,6 +12,8 @@ partial artifacts in reverse order.
 - `progress.py`: live progress, the workflow's custom status
 - `approval.py`: the human approval gate
 - `stages.py`: the stages and compensation
+- `rounds.py`: v2's gap-filling rounds after the first pass, within the run's budget
+- `budget.py`: spend so far against the budget, and whether the next step fits
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 from fte.contracts import EndStatus, FinalizeResult, Outcome, RunConfig
 from fte.coordinator import stages
 from fte.coordinator.approval import approval_gate
+from fte.coordinator.rounds import pipeline_v2
 from fte.coordinator.run import Flow, Run, RunEnded
 
 log = structlog.get_logger(__name__)
@@ -80,19 +83,28 @@ def conduct(
             task_id=run.task_id, status=status, reason=reason, usage=run.progress.state.usage
         ).model_dump(mode="json")
 
+    # A budget that ended the research early is a completed run that says so, not a failure.
+    run.progress.state.reason = run.budget_note
     run.progress.enter("completed")
     return Outcome(
         task_id=run.task_id,
         status="completed",
+        reason=run.budget_note,
         report_key=final.report_key,
         usage=run.progress.state.usage,
         integrity=final.integrity,
+        spend=run.progress.state.spend,
     ).model_dump(mode="json")
 
 
 def research_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
     """Coordinator v1."""
     return (yield from conduct(ctx, raw, pipeline_v1))
+
+
+def research_workflow_v2(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Coordinator v2: v1's pass, then gap-filling rounds (`depth`), within the budget."""
+    return (yield from conduct(ctx, raw, pipeline_v2))
 
 
 CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
@@ -102,5 +114,5 @@ CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
 # changed coordinator is added here as a new version, made LATEST, and the old one is
 # removed only once no run that started on it is unfinished. (A worker without a run's
 # version leaves that run STALLED until one with it connects; nothing is lost.)
-VERSIONS: Mapping[str, CoordinatorFn] = {"v1": research_workflow}
-LATEST = "v1"
+VERSIONS: Mapping[str, CoordinatorFn] = {"v1": research_workflow, "v2": research_workflow_v2}
+LATEST = "v2"

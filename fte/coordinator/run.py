@@ -82,6 +82,10 @@ class Run:
         )
         self.sub_question_ids: list[str] = []
         self.children: list[str] = []
+        # Artifacts of gap-filling rounds, by step, in the order they may be written.
+        self.round_artifacts: list[list[str]] = []
+        # Set when the budget ended the research early; the run still completes.
+        self.budget_note: str | None = None
         self.cancel = ctx.wait_for_external_event(names.CANCEL_EVENT)
 
     def notice(self, kind: str, message: str, **data: Any) -> Any:
@@ -123,9 +127,16 @@ class Run:
         )
 
     def specialist(
-        self, agent: AnyAgent, inputs: BaseModel, *, model: str, artifact: str | None = None
+        self,
+        agent: AnyAgent,
+        inputs: BaseModel,
+        *,
+        model: str,
+        artifact: str | None = None,
+        role: str | None = None,
     ) -> Any:
-        """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`)."""
+        """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`,
+        or `<task>.<role>` when one agent runs more than once, as in gap-filling rounds)."""
         task = agent_task(
             self.task_id,
             agent,
@@ -134,7 +145,7 @@ class Run:
             inputs=inputs,
             artifact=artifact,
         )
-        return self.child(names.specialist_workflow(agent.name), agent.name, task)
+        return self.child(names.specialist_workflow(agent.name), role or agent.name, task)
 
     def wait(self, task: Any) -> Flow:
         """Wait for `task`, sending progress check-ins on a timer and honouring `cancel`."""

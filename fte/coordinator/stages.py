@@ -18,10 +18,13 @@ from fte.contracts import (
     DeleteInput,
     FinalizeInput,
     FinalizeResult,
+    Gap,
     QuotedSource,
+    RoundReport,
     Source,
     SourceFinderInput,
     SourceFinderResult,
+    Spend,
 )
 from fte.coordinator.progress import iso
 from fte.coordinator.run import Flow, Run, RunEnded
@@ -110,6 +113,8 @@ def consolidate(results: list[SourceFinderResult]) -> list[Source]:
                     passage_id=passage.passage_id,
                     title=passage.title,
                     location=passage.location,
+                    section=passage.section,
+                    page=passage.page,
                     text=passage.text,
                     retrieved_at=result.retrieved_at,
                     sub_question_id=result.sub_question_id,
@@ -193,6 +198,10 @@ def finalize(
     sources: list[Source],
     checked: list[CheckedClaim],
     draft: writer.WriterOutput,
+    *,
+    rounds: list[RoundReport] | None = None,
+    remaining_gaps: list[Gap] | None = None,
+    spend: Spend | None = None,
 ) -> Flow:
     run.progress.enter("finalizing")
     raw = yield from run.wait(
@@ -215,6 +224,9 @@ def finalize(
                 finished_at=iso(run.ctx.current_utc_datetime),
                 schedule=run.cfg.schedule,
                 compare_with=run.cfg.compare_with,
+                rounds=rounds or [],
+                remaining_gaps=remaining_gaps or [],
+                spend=spend,
             ),
             retry_policy=IO_RETRY,
         )
@@ -231,7 +243,10 @@ def compensate(run: Run) -> Flow:
             input=CancelChildrenInput(instance_ids=run.children),
             retry_policy=COMPENSATION_RETRY,
         )
-    for stage in reversed(artifacts.run_artifact_stages(run.sub_question_ids)):
+    first_pass = artifacts.run_artifact_stages(run.sub_question_ids)
+    # Gap-filling rounds (coordinator v2) write theirs after the fact check, before the draft.
+    written = [*first_pass[:4], *run.round_artifacts, *first_pass[4:]]
+    for stage in reversed(written):
         yield run.ctx.call_activity(
             names.DELETE_ARTIFACTS,
             input=DeleteInput(task_id=run.task_id, names=stage),

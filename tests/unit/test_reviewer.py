@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fte.agents import offline_model, reviewer
-from fte.agents.reviewer import Gap, ProposedGap, ReviewedClaim, ReviewInput, ReviewOutput
-from fte.contracts import OFFLINE_MODEL, SubQuestion
+from fte.agents.reviewer import ProposedGap, ReviewedClaim, ReviewInput, ReviewOutput
+from fte.contracts import OFFLINE_MODEL, Gap, SubQuestion
 
 QUESTIONS = SubQuestion.numbered(
     [

@@ -1,0 +1,358 @@
+"""Coordinator v2: the first pass, then gap-filling rounds, all within the run's budget.
+
+After the first pass has been fact-checked, each round asks the reviewer what is not
+settled yet (unanswered sub-questions, doubtful claims, follow-ups), sends a source finder
+after each gap (looking past the passages the run already has), and analyses and
+fact-checks only what is new; its claims join the run's. Up to `RunConfig.depth` rounds;
+a round that finds no gap ends them.
+
+Before each fan-out and each round the budget is checked (`budget.fits`) for that step
+plus what the report still needs; when it does not fit, the research stops there and the
+report is written from what the run has, saying so. Every round's children and artifacts
+have names of their own (`<task>.sources.g2.1`, `notes.round2`, ...), so a replay after a
+crash finds every finished round in history, and compensation deletes what every round
+may have written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dapr.ext.workflow as wf
+
+from fte import artifacts, names
+from fte.agents import analyst, fact_checker, planner, reviewer
+from fte.contracts import (
+    CheckedClaim,
+    Claim,
+    Gap,
+    QuotedSource,
+    RoundReport,
+    Source,
+    SourceFinderInput,
+    SourceFinderResult,
+)
+from fte.coordinator import budget, stages
+from fte.coordinator.approval import approval_gate
+from fte.coordinator.run import Flow, Run, RunEnded
+
+# What the report cannot do without once sources are found: analysis, fact check, writing.
+_TO_REPORT = {"analyst": 1, "fact_checker": 1, "writer": 1}
+_PER_SOURCE_FINDER = {"source_finder": budget.SOURCE_FINDER_CALLS}
+
+
+def round_artifact(kind: str, round_number: int) -> str:
+    """`notes.round2`: a round's own artifact, beside the first pass's `notes`."""
+    return f"{kind}.round{round_number}"
+
+
+@dataclass
+class Research:
+    """What the run knows so far, grown by every round."""
+
+    plan: planner.Plan
+    sources: list[Source]
+    checked: list[CheckedClaim]
+    searched: list[str] = field(default_factory=list)
+    unsearched: list[Gap] = field(default_factory=list)
+
+
+def refresh_spend(run: Run) -> None:
+    """Progress shows spend against the budget (a run without one shows tokens as before)."""
+    if not run.cfg.budget.limited:
+        return
+    stopped = run.progress.state.spend.stopped if run.progress.state.spend else None
+    spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
+    run.progress.state.spend = spend.model_copy(update={"stopped": stopped})
+    run.progress.publish()
+
+
+def stop_research(run: Run, why: str) -> None:
+    """The budget ends the research here; the run goes on to write its report."""
+    spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
+    run.budget_note = f"the budget ended the research: {why} (spent {budget.describe(spend)})"
+    run.progress.state.spend = spend.model_copy(update={"stopped": run.budget_note})
+    run.progress.publish()
+
+
+def fits(run: Run, calls: dict[str, int]) -> bool:
+    return budget.fits(run.cfg, run.progress.state.usage_by_agent, calls)
+
+
+def pipeline_v2(run: Run) -> Flow:
+    """The first pass (as v1, its source fan-out within the budget), rounds, report."""
+    run.progress.state.depth = run.cfg.depth
+    plan = yield from stages.plan(run)
+    if run.cfg.require_approval:
+        plan = yield from approval_gate(run, plan)
+    refresh_spend(run)
+    wanted = len(plan.sub_questions)
+    searchable = budget.largest_fan_out(
+        run.cfg,
+        run.progress.state.usage_by_agent,
+        wanted,
+        per_child=_PER_SOURCE_FINDER,
+        then=_TO_REPORT,
+    )
+    if searchable == 0:
+        spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
+        raise RunEnded(
+            "failed",
+            f"the budget cannot pay for searching even one sub-question and writing a report "
+            f"(spent {budget.describe(spend)} on planning); raise --budget-usd or --max-tokens",
+        )
+    searched_plan = plan
+    if searchable < wanted:
+        stop_research(run, f"searched {searchable} of {wanted} sub-questions")
+        searched_plan = plan.model_copy(update={"sub_questions": plan.sub_questions[:searchable]})
+    sources = yield from stages.find_sources(run, searched_plan)
+    refresh_spend(run)
+    analysis = yield from stages.analyse(run, plan, sources)
+    refresh_spend(run)
+    first = yield from stages.fact_check(run, analysis, sources)
+    refresh_spend(run)
+    research = Research(plan=plan, sources=sources, checked=list(first.checked))
+
+    for number in range(1, run.cfg.depth + 1):
+        if run.budget_note is not None:
+            break
+        more = yield from gap_round(run, research, number)
+        if not more:
+            break
+
+    draft = yield from stages.write(
+        run, plan, fact_checker.FactCheck(checked=research.checked), research.sources
+    )
+    refresh_spend(run)
+    return (
+        yield from stages.finalize(
+            run,
+            plan,
+            research.sources,
+            research.checked,
+            draft,
+            rounds=run.progress.state.rounds,
+            # Depth 0 is the one-pass run as it always was, report included.
+            remaining_gaps=remaining_gaps(run, research) if run.cfg.depth else [],
+            spend=run.progress.state.spend,
+        )
+    )
+
+
+def gap_round(run: Run, research: Research, number: int) -> Flow:
+    """One round; returns whether another round may follow."""
+    report = RoundReport(round=number)
+    run.progress.state.round = number
+    run.progress.state.rounds.append(report)
+    run.progress.enter("reviewing")
+    if not fits(run, {"reviewer": 1, "writer": 1}):
+        stop_research(run, f"round {number} was not started")
+        report.state, report.note = "done", "not started: budget"
+        return False
+
+    review_name = round_artifact("review", number)
+    run.round_artifacts.append([review_name])
+    raw = yield from run.wait(
+        run.ask(
+            reviewer.AGENT,
+            reviewer.ReviewInput(
+                query=run.cfg.query,
+                round=number,
+                sub_questions=research.plan.sub_questions,
+                claims=[reviewer.ReviewedClaim.of(c) for c in research.checked],
+                searched=research.searched,
+                max_gaps=min(reviewer.MAX_GAPS, run.cfg.max_sub_questions),
+            ),
+            model=run.cfg.models.reviewer,
+            artifact=review_name,
+        )
+    )
+    review, usage = reviewer.AGENT.reply(raw)
+    run.progress.add_usage(reviewer.AGENT.name, usage)
+    refresh_spend(run)
+    gaps = review.gaps
+    research.unsearched = list(gaps)
+    if not gaps:
+        report.state, report.note = "done", "nothing left to look for"
+        run.progress.publish()
+        return False
+
+    searchable = budget.largest_fan_out(
+        run.cfg,
+        run.progress.state.usage_by_agent,
+        len(gaps),
+        per_child=_PER_SOURCE_FINDER,
+        then=_TO_REPORT,
+    )
+    if searchable < len(gaps):
+        stop_research(run, f"round {number} searched {searchable} of {len(gaps)} gaps")
+    if searchable == 0:
+        report.state, report.note = "done", "no gap searched: budget"
+        return False
+    looked, research.unsearched = gaps[:searchable], gaps[searchable:]
+    report.looked_for, report.state = looked, "searching"
+    research.searched += [g.question for g in looked]
+
+    new_sources = yield from search_gaps(run, research, looked, number)
+    report.sources_found = [s.id for s in new_sources]
+    refresh_spend(run)
+    if not new_sources:
+        report.state, report.note = "done", "no new source found"
+        run.progress.publish()
+        return run.budget_note is None
+    if not fits(run, _TO_REPORT):
+        stop_research(run, f"round {number}'s new sources were not analysed")
+        report.state, report.note = "done", "new sources not analysed: budget"
+        return False
+
+    added = yield from analyse_and_check(run, research, looked, new_sources, number)
+    report.claims_added = [c.claim.id for c in added]
+    report.supported_added = sum(c.verdict == "supported" for c in added)
+    report.state = "done"
+    refresh_spend(run)
+    return run.budget_note is None
+
+
+def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> Flow:
+    """One source finder per gap, past the passages the run has; returns the new sources."""
+    run.progress.enter("finding_sources")
+    run.round_artifacts.append(
+        [*(artifacts.sources_for(g.id) for g in gaps), round_artifact(artifacts.SOURCES, number)]
+    )
+    known = [s.passage_id for s in research.sources]
+    tasks = [
+        run.child(
+            names.SOURCE_FINDER,
+            f"sources.{gap.id}",
+            SourceFinderInput(
+                task_id=run.task_id,
+                sub_question=gap.as_sub_question(),
+                corpus_dir=run.cfg.corpus_dir,
+                endpoint=run.cfg.endpoint,
+                model=run.cfg.models.source_finder,
+                keep=run.cfg.sources_per_question,
+                candidates=run.cfg.search_candidates,
+                exclude_passage_ids=known,
+            ),
+        )
+        for gap in gaps
+    ]
+    pending = list(tasks)
+    while pending:
+        done = yield from run.wait(wf.when_any(pending))
+        pending.remove(done)
+        result = SourceFinderResult.model_validate(done.get_result())
+        run.progress.add_usage("source_finder", result.usage)
+        run.progress.publish()
+    results = [SourceFinderResult.model_validate(t.get_result()) for t in tasks]
+    new = more_sources(research.sources, results)
+    research.sources = [*research.sources, *new]
+    run.progress.state.sources_found = len(research.sources)
+    run.progress.publish()
+    if new:
+        yield run.store(
+            round_artifact(artifacts.SOURCES, number),
+            {"sources": [s.model_dump(mode="json") for s in new]},
+        )
+    return new
+
+
+def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list[Source]:
+    """The passages not yet among `known`, numbered on from `known`'s last source ID."""
+    seen = {s.passage_id for s in known}
+    new: list[Source] = []
+    for result in results:
+        for passage in result.passages:
+            if passage.passage_id in seen:
+                continue
+            seen.add(passage.passage_id)
+            new.append(
+                Source(
+                    id=f"S{len(known) + len(new) + 1}",
+                    passage_id=passage.passage_id,
+                    title=passage.title,
+                    location=passage.location,
+                    text=passage.text,
+                    retrieved_at=result.retrieved_at,
+                    sub_question_id=result.sub_question_id,
+                )
+            )
+    return new
+
+
+def analyse_and_check(
+    run: Run, research: Research, gaps: list[Gap], new_sources: list[Source], number: int
+) -> Flow:
+    """Claims from the new sources only, fact-checked; returns them, already merged."""
+    quoted = [QuotedSource.of(s) for s in new_sources]
+    run.progress.enter("analysing")
+    notes = round_artifact(artifacts.NOTES, number)
+    run.round_artifacts.append([notes])
+    raw = yield from run.wait(
+        run.specialist(
+            analyst.AGENT,
+            analyst.AnalystInput(
+                query=run.cfg.query,
+                sub_questions=[g.as_sub_question() for g in gaps],
+                sources=quoted,
+            ),
+            model=run.cfg.models.analyst,
+            artifact=notes,
+            role=f"{analyst.AGENT.name}.round{number}",
+        )
+    )
+    analysis, usage = analyst.AGENT.reply(raw)
+    run.progress.add_usage(analyst.AGENT.name, usage)
+    if not analysis.claims:
+        return []
+    # Claim IDs go on from the run's; a gap's claims answer the sub-question it was about.
+    answers = {g.id: g.sub_question_id for g in gaps}
+    offset = len(research.checked)
+    claims = [
+        Claim(
+            id=f"C{offset + i}",
+            text=c.text,
+            source_ids=c.source_ids,
+            sub_question_id=answers.get(c.sub_question_id or ""),
+        )
+        for i, c in enumerate(analysis.claims, 1)
+    ]
+    run.progress.state.claims = offset + len(claims)
+    refresh_spend(run)
+
+    run.progress.enter("fact_checking")
+    checked_name = round_artifact(artifacts.CLAIMS, number)
+    run.round_artifacts.append([checked_name])
+    raw = yield from run.wait(
+        run.specialist(
+            fact_checker.AGENT,
+            fact_checker.claims_to_check(claims, quoted),
+            model=run.cfg.models.fact_checker,
+            artifact=checked_name,
+            role=f"{fact_checker.AGENT.name}.round{number}",
+        )
+    )
+    checked, usage = fact_checker.AGENT.reply(raw)
+    run.progress.add_usage(fact_checker.AGENT.name, usage)
+    research.checked = [*research.checked, *checked.checked]
+    return checked.checked
+
+
+def remaining_gaps(run: Run, research: Research) -> list[Gap]:
+    """What is still open at the end: the verdicts' gaps, and found gaps no round searched."""
+    leftover = [
+        reviewer.ProposedGap(**g.model_dump(exclude={"id"}))
+        for g in research.unsearched
+        if g.kind == "follow_up"
+    ]
+    review = reviewer.rules(
+        reviewer.ReviewInput(
+            query=run.cfg.query,
+            round=run.progress.state.round + 1,
+            sub_questions=research.plan.sub_questions,
+            claims=[reviewer.ReviewedClaim.of(c) for c in research.checked],
+            max_gaps=reviewer.MAX_GAPS,
+        ),
+        reviewer.ReviewOutput(gaps=leftover),
+    )
+    return review.gaps
