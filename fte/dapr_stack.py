@@ -361,6 +361,9 @@ class EmbeddedStack:
     log_level: str = "info"
     attach_timeout_s: float = READY_TIMEOUT_S
     _procs: list[_Proc] = field(default_factory=list, init=False)
+    daprd_env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Extra environment for daprd only: the FTE_SECRET_* values its components read
+    (`fte.backends`), never inherited from the launcher's environment."""
     supervise: bool = True
     """Watch the stack while it is used: restart a role that dies (owner), take the stack
     over when its owner dies (attached)."""
@@ -745,6 +748,7 @@ class EmbeddedStack:
             # The directory's tokens, never a DAPR_API_TOKEN the user exported for another
             # sidecar: every client of this stack reads them from the same file.
             env.update(api_tokens.read_tokens(self.data_dir).environment())
+            env.update(self.daprd_env)
         popen = self._popen(argv, log_file, process_group, env)
         proc = _Proc(role, popen, log_file, argv)
         self._procs.append(proc)
