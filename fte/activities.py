@@ -231,6 +231,9 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         started_at=inp.started_at,
         finished_at=inp.finished_at,
         llm_endpoint=inp.endpoint.describe(),
+        rounds=inp.rounds,
+        remaining_gaps=inp.remaining_gaps,
+        spend=inp.spend,
     )
     if inp.compare_with is not None:
         report.changes = _changes_since(inp.compare_with, report)

@@ -19,7 +19,10 @@ from fte.contracts import (
     CheckedClaim,
     CitationIntegrity,
     Contract,
+    Gap,
+    RoundReport,
     Source,
+    Spend,
     SubQuestion,
     TokenUsage,
 )
@@ -60,6 +63,16 @@ class Report(Contract):
     llm_endpoint: str = Field(default="", description="Which model server produced this report.")
     changes: Changes | None = Field(
         default=None, description="What changed since the run this one is compared with."
+    )
+    rounds: list[RoundReport] = Field(
+        default_factory=list,
+        description="Gap-filling rounds: what each looked for, found and added.",
+    )
+    remaining_gaps: list[Gap] = Field(
+        default_factory=list, description="What the research has still not settled."
+    )
+    spend: Spend | None = Field(
+        default=None, description="Spend against the run's budget (runs with a budget only)."
     )
 
 
@@ -113,6 +126,39 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
+_GAP_LABELS = {
+    "unanswered": "Unanswered",
+    "contradicted": "Contradicted claim",
+    "unverifiable": "Unverified claim",
+    "follow_up": "Follow-up",
+}
+
+
+def _rounds_markdown(report: Report) -> list[str]:
+    """Research rounds, the budget's word if it ended them, and the gaps that remain."""
+    lines: list[str] = []
+    stopped = report.spend.stopped if report.spend else None
+    if report.rounds or stopped:
+        lines += ["## Research rounds", ""]
+        for r in report.rounds:
+            text = (
+                f"Round {r.round} looked for {len(r.looked_for)} gaps, found "
+                f"{len(r.sources_found)} new sources and added {len(r.claims_added)} claims "
+                f"({r.supported_added} supported)."
+            )
+            if r.note:
+                text += f" ({r.note})"
+            lines += [f"- {md(text)}"]
+        if stopped:
+            lines += ["", f"**{md(stopped[0].upper() + stopped[1:])}.**"]
+        lines += [""]
+    if report.remaining_gaps:
+        lines += ["## Remaining gaps", ""]
+        lines += [f"- {_GAP_LABELS[g.kind]}: {md(g.question)}" for g in report.remaining_gaps]
+        lines += [""]
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     numbers = {s.id: s.number for s in report.sources if s.number is not None}
     lines = [f"# {md(report.title)}", ""]
@@ -137,6 +183,7 @@ def render_markdown(report: Report) -> str:
                 text += f" **[{'; '.join(flags)}]**"
             lines += [text, ""]
 
+    lines += _rounds_markdown(report)
     cited_documents, uncited = documents(report.sources)
     lines += ["## Sources", ""]
     for s in cited_documents:

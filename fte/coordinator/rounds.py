@@ -272,6 +272,8 @@ def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list
                     passage_id=passage.passage_id,
                     title=passage.title,
                     location=passage.location,
+                    section=passage.section,
+                    page=passage.page,
                     text=passage.text,
                     retrieved_at=result.retrieved_at,
                     sub_question_id=result.sub_question_id,
