@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     research.add_argument(
         "--offline", action="store_true", help="use the built-in offline model even if a key is set"
     )
+    research.add_argument(
+        "--depth", type=int, help="gap-filling rounds after the first pass, 0-5 (default: 1)"
+    )
+    research.add_argument(
+        "--budget-usd", type=float, help="stop researching before the estimated cost passes this"
+    )
+    research.add_argument(
+        "--max-tokens", type=int, help="stop researching before model tokens pass this"
+    )
     _add_data_dir(research)
 
     worker = commands.add_parser(
@@ -861,6 +870,9 @@ def _settings(args: argparse.Namespace) -> FteSettings:
         "corpus": getattr(args, "corpus", None),
         "model": getattr(args, "model", None),
         "offline": True if getattr(args, "offline", False) else None,
+        "depth": getattr(args, "depth", None),
+        "budget_usd": getattr(args, "budget_usd", None),
+        "max_tokens": getattr(args, "max_tokens", None),
     }
     return load_settings(flags)
 

@@ -37,7 +37,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from fte.contracts import DEFAULT_MODEL, MAX_WAIT_S, AgentModels, CitationPolicy
+from fte.contracts import DEFAULT_MODEL, MAX_DEPTH, MAX_WAIT_S, AgentModels, CitationPolicy
 from fte.errors import UsageError
 from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
 from fte.llm import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
@@ -101,6 +101,12 @@ class FteSettings(BaseSettings):
     )
     citation_policy: CitationPolicy = "remove"
     """What the writer does with a sentence whose citation fails the check."""
+    depth: int = Field(default=1, ge=0, le=MAX_DEPTH)
+    """Gap-filling rounds after the first pass (0: one pass, as before rounds existed)."""
+    budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Stop researching before a run's estimated cost would pass this (USD; fte.pricing)."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Stop researching before a run's model tokens would pass this."""
     schedule_min_interval_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     """Shortest interval `fte schedule add` accepts; lower it only for tests and demos."""
     log_level: LogLevel = "warning"
@@ -219,7 +225,9 @@ def read_project_file(path: Path) -> dict[str, Any]:
     known = FteSettings.model_fields
     for key, value in data.items():
         lowered = key.lower()
-        if lowered in SECRET_FIELDS or any(word in lowered for word in _SECRET_WORDS):
+        # A setting that is not a secret may have a secret-sounding name (max_tokens).
+        secretish = lowered not in known and any(word in lowered for word in _SECRET_WORDS)
+        if lowered in SECRET_FIELDS or secretish:
             where = "the environment"
             if lowered in SECRET_FIELDS:
                 where += f" ({env_name(lowered)})"

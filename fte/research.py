@@ -21,9 +21,18 @@ import httpx
 from fte import names
 from fte.client import UnknownTaskError
 from fte.config import FteSettings
-from fte.contracts import MAX_QUERY_CHARS, OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
+from fte.contracts import (
+    MAX_QUERY_CHARS,
+    OFFLINE_MODEL,
+    AgentModels,
+    Budget,
+    ModelEndpoint,
+    ModelPrice,
+    RunConfig,
+)
 from fte.errors import UsageError
 from fte.llm import LLMConfig, without_credentials
+from fte.pricing import PRICES_ENV, load_prices, price_of
 from fte.sources import cached_corpus
 
 # \A...\Z, not ^...$: `$` also matches before a trailing newline, so "x\n" would pass.
@@ -133,7 +142,32 @@ def build_config(
         approval_reminder_interval_s=settings.approval_reminder_interval_s,
         progress_checkin_interval_s=settings.progress_checkin_interval_s,
         citation_policy=settings.citation_policy,
+        depth=settings.depth,
+        budget=run_budget(settings, choice.models),
     )
+
+
+def run_budget(settings: FteSettings, models: AgentModels) -> Budget:
+    """The run's limits, with the prices of its models fixed now (the workflow reads no
+    environment, and a price changed mid-run must not change how the run is counted)."""
+    table = load_prices()
+    prices: dict[str, ModelPrice] = {}
+    unpriced: dict[str, str] = {}  # agent -> model
+    for agent, model in models.model_dump().items():
+        price = price_of(model, table)
+        if price is None:
+            unpriced[agent] = model
+        else:
+            prices[model] = ModelPrice(input=price.input, output=price.output)
+    if settings.budget_usd is not None and unpriced:
+        example = json.dumps({next(iter(unpriced.values())): [0.5, 1.5]})
+        named = ", ".join(f"{agent} ({model})" for agent, model in unpriced.items())
+        raise UsageError(
+            f"--budget-usd needs the price of every model, and none is known for {named}; "
+            f"set {PRICES_ENV}='{example}' (USD per 1M input and output tokens) "
+            "or use --max-tokens"
+        )
+    return Budget(usd=settings.budget_usd, tokens=settings.max_tokens, prices=prices)
 
 
 def writable_dir(path: Path, flag: str) -> Path:

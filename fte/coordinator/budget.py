@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fte.contracts import Budget, ModelPrice, RunConfig, Spend, TokenUsage
+from fte.contracts import RunConfig, Spend, TokenUsage
 from fte.pricing import TOKENS_PER_PRICE_UNIT, Price, price_of
 
 # Model calls one source-finder child makes: search queries, then relevance.
@@ -125,19 +125,3 @@ def describe(spend: Spend) -> str:
         usd = "unknown" if spend.usd is None else f"${spend.usd:,.4f}"
         parts.append(f"{usd} of ${spend.budget_usd:,.4f}")
     return ", ".join(parts) or f"{spend.tokens:,} tokens (no budget)"
-
-
-def prices_for(models: Mapping[str, str], table: Mapping[str, Price]) -> dict[str, ModelPrice]:
-    """The prices a run needs, from `table` (the built-in one with overrides)."""
-    prices: dict[str, ModelPrice] = {}
-    for model in models.values():
-        price = price_of(model, table)
-        if price is not None:
-            prices[model] = ModelPrice(input=price.input, output=price.output)
-    return prices
-
-
-def unpriced(models: Mapping[str, str], budget: Budget) -> list[str]:
-    """Agents whose model has no price in `budget` (a USD budget cannot count them)."""
-    table = {name: Price(p.input, p.output) for name, p in budget.prices.items()}
-    return [agent for agent, model in models.items() if price_of(model, table) is None]

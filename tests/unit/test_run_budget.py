@@ -1,0 +1,83 @@
+"""A run's depth and budget from settings (flags, environment, fte.toml), prices fixed at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fte.config import load_settings
+from fte.contracts import OFFLINE_MODEL, AgentModels, Budget, ModelPrice
+from fte.errors import UsageError
+from fte.research import run_budget
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FTE_DEPTH", "FTE_BUDGET_USD", "FTE_MAX_TOKENS", "FTE_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_one_round_by_default_and_no_limit() -> None:
+    settings = load_settings()
+    assert settings.depth == 1
+    budget = run_budget(settings, AgentModels())
+    assert (budget.usd, budget.tokens, budget.limited) == (None, None, False)
+    # Prices are fixed for the run even without a limit: status shows what it cost.
+    assert budget.prices == {"gpt-4o-mini": ModelPrice(input=0.15, output=0.60)}
+
+
+def test_flags_environment_and_project_file_set_depth_and_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Path("fte.toml").write_text("depth = 2\nmax_tokens = 50000\n", encoding="utf-8")
+    monkeypatch.setenv("FTE_BUDGET_USD", "0.25")
+    settings = load_settings({"depth": 0})
+    assert (settings.depth, settings.max_tokens, settings.budget_usd) == (0, 50000, 0.25)
+    assert settings.origins["depth"] == "flag"
+    assert settings.origins["max_tokens"] == "fte.toml"
+
+
+def test_prices_come_from_the_table_with_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTE_PRICES", '{"local-llama": [0.5, 1.5], "gpt-4o-mini": [1, 2]}')
+    models = AgentModels(writer="local-llama")
+    budget = run_budget(load_settings({"budget_usd": 1.0}), models)
+    assert budget == Budget(
+        usd=1.0,
+        prices={
+            "gpt-4o-mini": ModelPrice(input=1.0, output=2.0),
+            "local-llama": ModelPrice(input=0.5, output=1.5),
+        },
+    )
+
+
+def test_a_usd_budget_with_an_unpriced_model_is_refused_before_the_run() -> None:
+    models = AgentModels(writer="local-llama")
+    with pytest.raises(UsageError) as raised:
+        run_budget(load_settings({"budget_usd": 1.0}), models)
+    message = str(raised.value)
+    assert "none is known for writer (local-llama)" in message
+    assert """FTE_PRICES='{"local-llama": [0.5, 1.5]}'""" in message
+    # A token budget needs no price.
+    assert run_budget(load_settings({"max_tokens": 9000}), models).tokens == 9000
+
+
+def test_the_offline_model_is_priced_at_nothing() -> None:
+    models = AgentModels(**dict.fromkeys(AgentModels.model_fields, OFFLINE_MODEL))
+    budget = run_budget(load_settings({"budget_usd": 0.01}), models)
+    assert budget.prices == {OFFLINE_MODEL: ModelPrice(input=0.0, output=0.0)}
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        ({"depth": 6}, "option depth=6 is invalid"),
+        ({"depth": -1}, "option depth=-1 is invalid"),
+        ({"budget_usd": 0.0}, "option budget_usd=0.0 is invalid"),
+        ({"max_tokens": 0}, "option max_tokens=0 is invalid"),
+    ],
+)
+def test_bad_limits_are_one_line_errors(flags: dict[str, object], says: str) -> None:
+    with pytest.raises(UsageError, match=says):
+        load_settings(flags)
