@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup sidecar run doctor test lint typecheck unit engine wheel-test bench clean eval eval-baseline
+.PHONY: setup sidecar run doctor test lint typecheck unit engine wheel-test bench clean eval eval-baseline chromium
 
 setup: $(STAMP)
 
@@ -35,10 +35,18 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck sidecar
+test: lint typecheck sidecar chromium
 	$(BIN)/pytest
 	.ci/wheel_test
 	$(EVAL)
+
+# The browser tests of `fte ui` (tests/browser/) drive Debian's Chromium through Playwright's
+# Python API; Playwright's own browser download is never used. Installed once, as root or
+# through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 # The offline evaluation suites (README, "Evaluation"), gated: fails when a metric of the
 # scorecard falls below evals/baseline.json by more than its stated tolerance.

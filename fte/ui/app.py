@@ -41,6 +41,7 @@ REPORT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'self'"
 )
+_RUN_ACTIONS = ("approve", "edit", "reject", "cancel")
 _SCHEDULE_ACTIONS = ("pause", "resume", "trigger")
 
 Served = Callable[[], contextlib.AbstractContextManager[None]]
@@ -152,6 +153,8 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
             return error_page(request, exc, 403)
         task_id = request.path_params["task_id"]
         action = request.path_params["action"]
+        if action not in _RUN_ACTIONS:
+            return error_page(request, UsageError(f"unknown action {action!r}"), 404)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
 
         try:
@@ -186,8 +189,6 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
             decision = run_control.approval(
                 approved=True, comment=form.get("comment", ""), sub_questions=lines
             )
-        elif action not in ("reject", "cancel"):
-            raise UsageError(f"unknown action {action!r}")
         with config.served():
             if action in ("approve", "edit"):
                 return run_control.approve(client, task_id, decision)

@@ -124,7 +124,7 @@ def _harden(headers: MutableHeaders) -> None:
     if "content-security-policy" not in headers:
         headers["Content-Security-Policy"] = PAGE_CSP
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes form posts say Origin: null
     headers["Cache-Control"] = "no-store"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"

@@ -1,0 +1,163 @@
+"""The web console in Chromium against a real stack: live runs, approvals, rejection, safety."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.sync_api import BrowserContext, Page, expect
+
+from fte import artifacts
+from fte.contracts import ApprovalDecision
+from tests.browser.conftest import Console
+
+QUERY = "How do durable timers fire after a restart?"
+LIVE = 90_000  # ms: a whole offline run on a loaded 2-core machine
+
+
+def _id(name: str) -> str:
+    return f"ui-{name}-{uuid.uuid4().hex[:6]}"
+
+
+def _mark(page: Page) -> None:
+    """A flag in the page's JS state: it survives live updates and is lost by any reload."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def _not_reloaded(page: Page) -> bool:
+    return bool(page.evaluate("window.__notReloaded === true"))
+
+
+def test_runs_page_shows_a_new_run_live(page: Page, console: Console) -> None:
+    _mark(page)
+    task_id = console.start(_id("list"), QUERY, approve=True)
+    row = page.locator(f'tr[data-task-id="{task_id}"]')
+    expect(row).to_be_visible(timeout=LIVE)
+    expect(row.locator(".state")).to_have_text("awaiting approval", timeout=LIVE)
+    expect(row.locator("td.query")).to_have_text(QUERY)
+    assert _not_reloaded(page), "the row arrived by a live update, not a reload"
+    # The filter shows it among the runs waiting for approval and not among completed ones.
+    page.goto(f"{console.url}/runs?status=awaiting_approval")
+    expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_be_visible()
+    page.goto(f"{console.url}/runs?status=completed")
+    expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_have_count(0)
+    assert not _not_reloaded(page)  # a navigation does lose the marker
+    console.client.cancel(task_id, "test over")
+
+
+def test_follow_a_run_live_to_completion(page: Page, console: Console) -> None:
+    task_id = console.start(_id("follow"), QUERY, approve=True)
+    console.wait_stage(task_id, "awaiting_approval")
+    page.goto(f"{console.url}/runs/{task_id}")
+    expect(page.locator("#run-status")).to_have_text("awaiting approval")
+    _mark(page)
+    # Answered elsewhere (as `fte approve` would); the open page follows without a reload.
+    console.client.approve(task_id, ApprovalDecision(approved=True))
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
+    assert _not_reloaded(page), "the page updated itself; it was not reloaded"
+    expect(page.locator("#run-plan .state-done").first).to_be_visible()
+    expect(page.locator("#run-claims li").first).to_be_visible()
+    expect(page.locator("#run-timeline")).to_contain_text(f"{task_id}.analyst")
+    expect(page.locator("#run-timeline")).to_contain_text("writer")
+    # The stored HTML report, framed.
+    frame = page.frame_locator("iframe.report")
+    expect(frame.locator("h1")).to_be_visible(timeout=LIVE)
+    # Live updates stop once the run has finished.
+    expect(page.locator("[data-live-url]")).to_have_attribute("data-finished", "1")
+
+
+def test_approve_at_the_gate_and_see_it_continue(page: Page, console: Console) -> None:
+    task_id = console.start(_id("approve"), QUERY, approve=True)
+    console.wait_stage(task_id, "awaiting_approval")
+    page.goto(f"{console.url}/runs/{task_id}")
+    # The approval request notice links to this page.
+    notices = page.locator("#run-notices")
+    expect(notices).to_contain_text("approval request")
+    expect(notices).to_contain_text(f"{console.url}/runs/{task_id}")
+    page.fill("form[action$='/approve'] input[name=comment]", "looks right")
+    page.click("#approve")
+    expect(page.locator(".flash.ok")).to_have_text(f"Approved the plan of {task_id}")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
+    snap = console.client.snapshot(task_id)
+    assert snap.end_state == "completed"
+    assert console.client.report(task_id)["claims"], "the approved run went on to a report"
+
+
+def test_edited_plan_is_validated_like_the_cli(page: Page, console: Console) -> None:
+    task_id = console.start(_id("edit"), QUERY, approve=True)
+    console.wait_stage(task_id, "awaiting_approval")
+    page.goto(f"{console.url}/runs/{task_id}")
+    page.click("details summary")
+    page.fill("textarea[name=sub_questions]", "Only one question?")
+    page.click("#approve-edited")
+    # The CLI's message for the same input, and the run still waits.
+    expect(page.locator(".flash.error")).to_contain_text(
+        "an edited plan needs 3 to 8 non-empty sub-questions, got 1"
+    )
+    waiting = console.client.snapshot(task_id).progress
+    assert waiting is not None and waiting.stage == "awaiting_approval"
+    edited = [
+        "How do durable timers fire after a restart?",
+        "How do retry policies space out attempts?",
+        "How do approval gates wait for people?",
+    ]
+    page.click("details summary")
+    page.fill("textarea[name=sub_questions]", "\n".join(edited))
+    page.click("#approve-edited")
+    expect(page.locator(".flash.ok")).to_contain_text("with an edited plan")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
+    plan = console.client.store.get(task_id, artifacts.PLAN)
+    assert plan is not None
+    assert [q["text"] for q in plan["sub_questions"]] == edited
+
+
+def test_reject_runs_compensation(page: Page, console: Console) -> None:
+    task_id = console.start(_id("reject"), QUERY, approve=True)
+    console.wait_stage(task_id, "awaiting_approval")
+    assert console.client.store.get(task_id, artifacts.PLAN) is not None
+    page.goto(f"{console.url}/runs/{task_id}")
+    page.fill("form[action$='/reject'] input[name=reason]", "too broad <b>really</b>")
+    page.click("#reject")
+    expect(page.locator(".flash.ok")).to_contain_text("its partial artifacts will be deleted")
+    expect(page.locator("#run-status")).to_have_text("rejected", timeout=LIVE)
+    expect(page.locator("#run-head .reason")).to_contain_text("too broad <b>really</b>")
+    # Compensation deleted the run's artifacts; the notices tell what happened.
+    assert console.client.store.get(task_id, artifacts.PLAN) is None
+    expect(page.locator("#run-notices")).to_contain_text("rejected: too broad <b>really</b>")
+    expect(page.locator("#run-actions form")).to_have_count(0)  # nothing left to answer
+
+
+def test_cancel_from_the_page(page: Page, console: Console) -> None:
+    task_id = console.start(_id("cancel"), QUERY, approve=True)
+    console.wait_stage(task_id, "awaiting_approval")
+    page.goto(f"{console.url}/runs/{task_id}")
+    page.click("#cancel")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE)
+    assert console.client.store.get(task_id, artifacts.PLAN) is None
+
+
+def test_a_request_without_the_token_is_refused(context: BrowserContext, console: Console) -> None:
+    page = context.new_page()  # a browser that never opened the token URL
+    response = page.goto(f"{console.url}/runs")
+    assert response is not None and response.status == 403
+    expect(page.locator("body")).to_contain_text("needs its access token")
+    wrong = page.goto(f"{console.url}/runs?token=not-the-token")
+    assert wrong is not None and wrong.status == 403
+    assert not [c for c in context.cookies() if c["name"] == "fte_ui_token"]
+
+
+def test_a_source_with_script_renders_as_text(page: Page, console: Console) -> None:
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    task_id = console.start(_id("script"), "How do durable timer scripts fire after a restart?")
+    page.goto(f"{console.url}/runs/{task_id}")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
+    sources = page.locator("#run-sources")
+    expect(sources).to_contain_text("<script>window.__pwned = 1</script>")
+    expect(sources).to_contain_text('<img src="x" onerror="window.__pwned = 2">')
+    assert page.evaluate("window.__pwned === undefined")
+    # Only the console's own script is in the document; no image came from the source.
+    assert page.locator("script").count() == 1
+    assert page.locator("#run-sources img").count() == 0
+    frame = page.frame_locator("iframe.report")
+    expect(frame.locator("body")).to_be_visible()
+    assert not [m for m in messages if "__pwned" in m]
