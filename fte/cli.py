@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run the embedded Dapr stack in the foreground until Ctrl-C"
     )
     _add_data_dir(up)
+    up.add_argument(
+        "--replicas",
+        type=int,
+        help="run N sidecars, each with an fte worker, sharing one placement and scheduler "
+        "(needs --state)",
+    )
+    up.add_argument(
+        "--state", metavar="URL", help="actor state store: postgres://... or redis://..."
+    )
+    up.add_argument("--pubsub", metavar="URL", help="pub/sub: redis://... (default: in-memory)")
+    up.add_argument(
+        "--offline", action="store_true", help="replicas' workers use the offline model"
+    )
 
     config = commands.add_parser("config", help="show the effective configuration")
     config_cmds = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -122,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens", type=int, help="stop researching before model tokens pass this"
     )
     _add_data_dir(research)
+
+    search = commands.add_parser(
+        "search", help="show the passages the retriever finds for a query, ranked"
+    )
+    search.add_argument("query", help="what to search for")
+    search.add_argument("--corpus", type=Path, help="folder of documents (default: settings)")
+    search.add_argument(
+        "--sources", default="local", help="comma-separated: local, web (default: local)"
+    )
+    search.add_argument("-k", type=int, default=8, help="how many passages (default: 8)")
+    search.add_argument("--json", action="store_true", help="print a JSON list")
+    _add_data_dir(search)
 
     worker = commands.add_parser(
         "worker", help="serve research runs (detached or interrupted ones too) until stopped"
@@ -294,6 +319,10 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    if args.replicas is not None or args.state or args.pubsub:
+        from fte.replicas import cmd_up
+
+        return cmd_up(args, say=_say)
     from fte.dapr_stack import EmbeddedStack
 
     stack = EmbeddedStack(data_dir=args.settings.data_dir)
@@ -848,6 +877,18 @@ def _duration(text: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * seconds)
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from fte import search
+
+    return search.run(
+        args.query,
+        corpus=args.settings.corpus,
+        sources=args.sources,
+        k=args.k,
+        json_output=args.json,
+    )
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     print(show_settings(args.settings))
     return EXIT_OK
@@ -858,6 +899,10 @@ def _preflight(args: argparse.Namespace) -> None:
     load_prices()  # a bad FTE_PRICES would otherwise surface mid-run, in the cost column
     if hasattr(args, "data_dir"):
         validate_data_dir(args.settings.data_dir)
+        from fte.corpus_index import use_index_dir
+
+        # Every command of a data directory (the CLI and its workers) shares its corpus indexes.
+        use_index_dir(args.settings.data_dir / "index")
     if args.command != "research" and getattr(args, "task_id", None) is not None:
         validate_run_ref(args.task_id, args.command)
 
@@ -902,6 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "up": _cmd_up,
         "doctor": _cmd_doctor,
         "research": _cmd_research,
+        "search": _cmd_search,
         "worker": _cmd_worker,
         "status": _cmd_status,
         "approve": _cmd_approve,

@@ -36,6 +36,8 @@ class NumberedSource(Contract):
     id: str
     title: str
     location: str
+    section: str = Field(default="", description="Heading path of the passage in its document.")
+    page: int | None = Field(default=None, description="Page of the passage in a PDF.")
     retrieved_at: str
     passage_id: str
     content_hash: str = Field(
@@ -89,6 +91,8 @@ def number_sources(sections: list[CheckedSection], sources: list[Source]) -> lis
             id=s.id,
             title=s.title,
             location=s.location,
+            section=s.section,
+            page=s.page,
             retrieved_at=s.retrieved_at,
             passage_id=s.passage_id,
             content_hash=content_hash(s.text),
@@ -110,6 +114,19 @@ def documents(sources: list[NumberedSource]) -> tuple[list[NumberedSource], list
         if s.number is None and s.location not in cited_locations:
             uncited.setdefault(s.location, s)
     return sorted(cited.values(), key=lambda s: s.number or 0), list(uncited.values())
+
+
+def place(source: NumberedSource) -> str:
+    """Where in its document a passage is: its heading path and/or PDF page ("" if neither)."""
+    parts = [f"§ {source.section}"] if source.section else []
+    if source.page is not None:
+        parts.append(f"p. {source.page}")
+    return ", ".join(parts)
+
+
+def places_cited(sources: list[NumberedSource], number: int | None) -> list[str]:
+    """The places of a cited document's passages, so a reader can find the quoted text."""
+    return list(dict.fromkeys(p for s in sources if s.number == number and (p := place(s))))
 
 
 def md(text: str) -> str:
@@ -187,8 +204,10 @@ def render_markdown(report: Report) -> str:
     cited_documents, uncited = documents(report.sources)
     lines += ["## Sources", ""]
     for s in cited_documents:
+        places = places_cited(report.sources, s.number)
+        where = f" at {md('; '.join(places))}" if places else ""
         lines.append(
-            f"{s.number}. {md(s.title)} — {_code(s.location)} (retrieved {s.retrieved_at})"
+            f"{s.number}. {md(s.title)} — {_code(s.location)}{where} (retrieved {s.retrieved_at})"
         )
     if uncited:
         lines += ["", "Also retrieved, not cited:", ""]

@@ -18,30 +18,30 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
+import io
 import os
 import re
 import stat
 import threading
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
+from pypdf import PdfReader
+from selectolax.lexbor import LexborHTMLParser
 
+from fte import corpus_index
 from fte.contracts import Passage
+from fte.corpus_index import IndexedPassage, PassageIndex
 from fte.errors import CorpusError
-from fte.text import tokenize
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 _HTML_SUFFIXES = (".html", ".htm")
+_PDF_SUFFIXES = (".pdf",)
 
-BM25_K1 = 1.5
-BM25_B = 0.75
 PASSAGE_ID_CHARS = 12
 # Bigger files are refused rather than read whole into memory. Size alone is no problem
 # below this: documents are cut into passages of at most `chunk_chars` characters.
@@ -63,18 +63,36 @@ class SourceProvider(Protocol):
 # --- Reading documents -------------------------------------------------------------
 
 
+class Section(NamedTuple):
+    """A run of a document under one heading path (or one PDF page)."""
+
+    heading: str
+    page: int | None
+    text: str
+
+
 @dataclass(frozen=True)
 class _Document:
     path: Path
     relative: str
     title: str
-    body: str
+    sections: list[Section]
     description: str = ""
 
 
 _FRONT_MATTER_END = ("---", "...")
 _FRONT_MATTER_FIELD = re.compile(r"^(?P<key>title|description):\s*(?P<value>.*?)\s*$")
 _ATX_H1 = re.compile(r"^#\s+(?P<title>.+?)(?:\s+#+)?\s*$")
+_ATX_HEADING = re.compile(r"^(?P<marks>#{1,6})\s+(?P<text>.+?)(?:\s+#+)?\s*$")
+_HTML_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_HTML_BLOCKS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "figcaption", "figure", "footer", "form", "header", "hr", "li", "main", "nav", "ol",
+        "p", "pre", "section", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
+HEADING_SEPARATOR = " › "
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -108,72 +126,6 @@ def _markdown_title(body: str) -> str | None:
         elif not in_fence and (match := _ATX_H1.match(line)):
             return match["title"]
     return None
-
-
-class _HtmlText(HTMLParser):
-    """Visible text of an HTML page, one paragraph per block element."""
-
-    # <head> is not listed: its end tag is optional, and its only text is <title>.
-    _HIDDEN = frozenset({"script", "style", "template"})
-    _BLOCKS = frozenset(
-        {
-            "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-            "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-            "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
-            "td", "th", "tr", "ul",
-        }
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.title: str | None = None
-        self.first_h1: str | None = None
-        self.paragraphs: list[str] = []
-        self._hidden_depth = 0
-        self._current: list[str] = []
-        self._title_parts: list[str] | None = None
-        self._h1_parts: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title" and self.title is None:
-            self._title_parts = []
-        elif tag in self._HIDDEN:
-            self._hidden_depth += 1
-        elif tag in self._BLOCKS:
-            self._flush()
-        if tag == "h1" and self.first_h1 is None:
-            self._h1_parts = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title" and self._title_parts is not None:
-            self.title = _collapse(self._title_parts) or None
-            self._title_parts = None
-        elif tag in self._HIDDEN:
-            self._hidden_depth = max(0, self._hidden_depth - 1)
-        elif tag in self._BLOCKS:
-            self._flush()
-        if tag == "h1" and self._h1_parts is not None:
-            self.first_h1 = _collapse(self._h1_parts) or None
-            self._h1_parts = None
-
-    def handle_data(self, data: str) -> None:
-        if self._title_parts is not None:
-            self._title_parts.append(data)
-        elif self._hidden_depth == 0:
-            self._current.append(data)
-            if self._h1_parts is not None:
-                self._h1_parts.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
-
-    def _flush(self) -> None:
-        # Inline tags split text into several data events ("dur<b>able</b>"), so
-        # pieces are joined without spaces and whitespace is collapsed only here.
-        if paragraph := _collapse(self._current):
-            self.paragraphs.append(paragraph)
-        self._current = []
 
 
 def _collapse(parts: Iterable[str]) -> str:
@@ -212,6 +164,27 @@ def _read_document(path: Path, root: Path) -> _Document | None:
         ) from error
     if len(data) > MAX_DOCUMENT_BYTES:  # it grew after it was examined
         raise _Refused(_too_large(len(data)))
+    relative = path.relative_to(root).as_posix()
+    suffix = path.suffix.lower()
+    if suffix in _PDF_SUFFIXES:
+        title, sections = _pdf_sections(data)
+        description = ""
+    else:
+        text = _utf8_text(data, path)
+        title, description, sections = _text_sections(text, suffix)
+    sections = [section for section in sections if section.text.strip()]
+    if not sections:
+        return None
+    return _Document(
+        path=path,
+        relative=relative,
+        title=title or path.stem,
+        sections=sections,
+        description=description,
+    )
+
+
+def _utf8_text(data: bytes, path: Path) -> str:
     try:
         # A NUL byte never occurs in UTF-8 text but does in binaries and UTF-16 files.
         if b"\x00" in data:
@@ -222,28 +195,124 @@ def _read_document(path: Path, root: Path) -> _Document | None:
             f"corpus file {path} is binary or not UTF-8 text; remove it or convert it to UTF-8",
             path=path,
         ) from error
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    suffix = path.suffix.lower()
-    title: str | None
-    description = ""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _text_sections(text: str, suffix: str) -> tuple[str | None, str, list[Section]]:
+    """(title, description, sections) of a Markdown, HTML or plain-text document."""
     if suffix in _HTML_SUFFIXES:
-        parser = _HtmlText()
-        parser.feed(text)
-        parser.close()
-        title = parser.title or parser.first_h1
-        body = "\n\n".join(parser.paragraphs)
-    elif suffix in _MARKDOWN_SUFFIXES:
+        return _html_sections(text)
+    if suffix in _MARKDOWN_SUFFIXES:
         fields, body = _split_front_matter(text)
         title = fields.get("title") or _markdown_title(body)
-        description = fields.get("description", "")
-    else:
-        title, body = None, text
-    if not body.strip():
-        return None
-    relative = path.relative_to(root).as_posix()
-    return _Document(
-        path=path, relative=relative, title=title or path.stem, body=body, description=description
-    )
+        return title, fields.get("description", ""), _markdown_sections(body, title)
+    return None, "", [Section(heading="", page=None, text=text)]
+
+
+def _markdown_sections(body: str, title: str | None) -> list[Section]:
+    """The document cut at its ATX headings (outside code fences), each with its heading path.
+
+    A section keeps its own heading line as its first paragraph, so the quoted text still
+    shows where it stands; the path lists the enclosing headings, the title's H1 left out.
+    """
+    sections: list[Section] = []
+    trail: list[tuple[int, str]] = []
+    lines: list[str] = []
+    in_fence = False
+
+    def close() -> None:
+        if "".join(lines).strip():
+            sections.append(Section(_heading_path(trail, title), None, "\n".join(lines).strip()))
+
+    for line in body.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and (match := _ATX_HEADING.match(line)):
+            # A heading with nothing under it yet is kept with the next section.
+            if any(not _ATX_HEADING.match(kept) and kept.strip() for kept in lines):
+                close()
+                lines = []
+            level = len(match["marks"])
+            trail = [(lvl, text) for lvl, text in trail if lvl < level]
+            trail.append((level, match["text"]))
+        lines.append(line)
+    close()
+    return sections
+
+
+def _heading_path(trail: Sequence[tuple[int, str]], title: str | None) -> str:
+    names = [text for _, text in trail]
+    if names and names[0] == title:
+        names = names[1:]
+    return HEADING_SEPARATOR.join(names)
+
+
+def _html_sections(text: str) -> tuple[str | None, str, list[Section]]:
+    """Visible text of an HTML page by selectolax (Lexbor), one paragraph per block element,
+    cut into sections at h1-h6."""
+    tree = LexborHTMLParser(text)
+    tree.strip_tags(["script", "style", "template", "noscript"])
+    title_node = tree.css_first("title")
+    title = _collapse([title_node.text()]) if title_node is not None else ""
+    first_h1: str | None = None
+    sections: list[Section] = []
+    trail: list[tuple[int, str]] = []
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        # Inline tags split text into several nodes ("dur<b>able</b>"), so pieces are
+        # joined without spaces and whitespace is collapsed only here.
+        if paragraph := _collapse(current):
+            paragraphs.append(paragraph)
+        current.clear()
+
+    def close() -> None:
+        flush()
+        if paragraphs:
+            sections.append(
+                Section(_heading_path(trail, title or first_h1), None, "\n\n".join(paragraphs))
+            )
+        paragraphs.clear()
+
+    body = tree.body
+    for node in body.traverse(include_text=True) if body is not None else ():
+        tag = node.tag
+        if tag == "-text":
+            current.append(node.text_content or "")
+        elif tag in _HTML_HEADINGS:
+            heading = _collapse([node.text(deep=True, separator="")])
+            if tag == "h1" and first_h1 is None:
+                first_h1 = heading or None
+            if heading:
+                close()
+                level = int(tag[1])
+                trail = [(lvl, name) for lvl, name in trail if lvl < level]
+                trail.append((level, heading))
+        elif tag in _HTML_BLOCKS:
+            flush()
+    close()
+    return title or first_h1, "", sections
+
+
+def _pdf_sections(data: bytes) -> tuple[str | None, list[Section]]:
+    """One section per page of a PDF (pypdf), so each passage knows its page."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise _Refused("an encrypted PDF; decrypt it first")
+        title = (reader.metadata.title if reader.metadata else None) or None
+        sections = []
+        for number, page in enumerate(reader.pages, 1):
+            text = page.extract_text() or ""
+            # PDF text comes with hard line breaks; blank lines still separate paragraphs.
+            text = text.replace("\r\n", "\n").replace("\x00", "")
+            sections.append(Section(heading="", page=number, text=text))
+    except _Refused:
+        raise
+    except Exception as error:  # pypdf raises many types for a damaged file
+        raise _Refused(f"not a readable PDF ({type(error).__name__}: {error})") from error
+    return (str(title).strip() or None) if title else None, sections
 
 
 def _checked_root(root: Path) -> Path:
@@ -438,7 +507,7 @@ def passage_id(relative_path: str, index: int) -> str:
     return digest.hexdigest()[:PASSAGE_ID_CHARS]
 
 
-# --- Lexical search ----------------------------------------------------------------
+# --- The corpus and its index ----------------------------------------------------------------
 
 
 def _nothing_to_read(root: Path, total: int, refused: Sequence[RefusedFile]) -> CorpusError:
@@ -458,38 +527,32 @@ def _nothing_to_read(root: Path, total: int, refused: Sequence[RefusedFile]) -> 
 
 
 class LocalCorpus:
-    """Passages from a directory of documents, searched with Okapi BM25 in memory."""
+    """Passages from a directory of documents, searched in its persistent index.
+
+    `load` brings the index up to date with the files (reading only new and changed ones)
+    and opens it; the passages stay on disk, so a large corpus costs a search, not memory.
+    """
 
     name: str = "local"
 
-    def __init__(
-        self,
-        passages: Sequence[Passage],
-        *,
-        root: Path | None = None,
-        refused: Sequence[RefusedFile] = (),
-        descriptions: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, index: PassageIndex, *, root: Path, refused: Sequence[RefusedFile] = ()):
         self.root = root
-        self.passages: tuple[Passage, ...] = tuple(passages)
+        self._index = index
         self.refused: tuple[RefusedFile, ...] = tuple(refused)
         """Files under `root` that were not read, with the reason (also logged as warnings)."""
-        self._lengths: list[int] = []
-        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for index, passage in enumerate(self.passages):
-            # Chunks after the first lose the document heading, so the title and the page's
-            # own summary (its front-matter description) are indexed with every chunk to
-            # keep them findable by topic (Dapr docs: hit@3 0.75 -> 0.82 in `fte eval`).
-            about = (descriptions or {}).get(passage.location, "")
-            counts = Counter(tokenize(f"{passage.title}\n{about}\n{passage.text}"))
-            self._lengths.append(sum(counts.values()))
-            for term, count in counts.items():
-                self._postings[term].append((index, count))
-        self._average_length = sum(self._lengths) / len(self._lengths) if self._lengths else 0.0
 
     @classmethod
-    def load(cls, root: Path, *, chunk_chars: int = 1200, overlap_chars: int = 200) -> LocalCorpus:
-        """Read every supported file under `root`; raises `CorpusError` with the path at fault."""
+    def load(
+        cls,
+        root: Path,
+        *,
+        chunk_chars: int = 1200,
+        overlap_chars: int = 200,
+        index_dir: Path | None = None,
+    ) -> LocalCorpus:
+        """Update and open `root`'s index; raises `CorpusError` with the path at fault."""
+        if chunk_chars <= 0 or not 0 <= overlap_chars < chunk_chars:
+            chunk_text("", chunk_chars=chunk_chars, overlap_chars=overlap_chars)  # raises
         root = _checked_root(root)
         scan = _scan(root)
         total = len(scan.files) + len(scan.refused)
@@ -499,74 +562,138 @@ class LocalCorpus:
                 f"add documents with one of: {', '.join(SUPPORTED_SUFFIXES)}",
                 path=root,
             )
-        refused = list(scan.refused)
-        passages: list[Passage] = []
-        descriptions: dict[str, str] = {}
-        for path, _ in scan.files:
-            try:
-                document = _read_document(path, root)
-            except _Refused as refusal:
-                refused.append(RefusedFile(path, str(refusal)))
-                continue
-            if document is None:
-                continue
-            chunks = chunk_text(document.body, chunk_chars=chunk_chars, overlap_chars=overlap_chars)
-            if document.description:
-                descriptions[str(document.path)] = document.description
-            passages.extend(
-                Passage(
-                    passage_id=passage_id(document.relative, index),
-                    title=document.title,
-                    location=str(document.path),
-                    text=chunk,
-                )
-                for index, chunk in enumerate(chunks)
-            )
+        directory = corpus_index.index_location(
+            index_dir or corpus_index.default_index_dir(),
+            root,
+            chunk_chars=chunk_chars,
+            overlap_chars=overlap_chars,
+        )
+        wanted = {
+            path.relative_to(root).as_posix(): [status.st_size, status.st_mtime_ns]
+            for path, status in scan.files
+        }
+        with corpus_index.locked(directory, shared=True):
+            manifest = corpus_index.read_manifest(directory)
+            if _up_to_date(manifest, wanted):
+                index = PassageIndex(directory / "tantivy")
+        if not _up_to_date(manifest, wanted):
+            with corpus_index.locked(directory, shared=False):
+                index = PassageIndex(directory / "tantivy")
+                manifest = _update(index, directory, root, wanted, chunk_chars, overlap_chars)
+        refused = list(scan.refused) + [
+            RefusedFile(root / relative, entry[2])
+            for relative, entry in manifest["files"].items()
+            if len(entry) > 2
+        ]
         refused.sort(key=lambda item: item.path.relative_to(root).as_posix())
         for item in refused:
             log.warning(
                 "corpus file refused", path=str(item.path), reason=item.reason, corpus=str(root)
             )
-        if not passages:
+        if not index.num_docs:
             raise _nothing_to_read(root, total, refused)
-        return cls(passages, root=root, refused=refused, descriptions=descriptions)
+        return cls(index, root=root, refused=refused)
 
     def __len__(self) -> int:
-        return len(self.passages)
+        return self._index.num_docs
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every passage, in file and chunk order (reads the whole index: for tests and evals)."""
+        assert self.root is not None
+        return [self._as_passage(p, 0.0) for p in self._index.all()]
 
     def search(self, query: str, *, limit: int) -> list[Passage]:
         """Top `limit` passages with a positive BM25 score, ties broken by passage ID."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        scores: defaultdict[int, float] = defaultdict(float)
-        total = len(self.passages)
-        # Unique terms in query order: a repeated word should not count twice, and a
-        # fixed summation order keeps float scores bit-identical between runs.
-        for term in dict.fromkeys(tokenize(query)):
-            postings = self._postings.get(term, [])
-            if not postings:
-                continue
-            # The "+ 1" (as in Lucene) keeps the IDF positive for terms in most passages.
-            idf = math.log((total - len(postings) + 0.5) / (len(postings) + 0.5) + 1.0)
-            for index, frequency in postings:
-                norm = 1.0 - BM25_B + BM25_B * self._lengths[index] / self._average_length
-                scores[index] += idf * frequency * (BM25_K1 + 1.0) / (frequency + BM25_K1 * norm)
-        ranked = sorted(
-            (index for index, score in scores.items() if score > 0.0),
-            key=lambda index: (-scores[index], self.passages[index].passage_id),
-        )
         return [
-            self.passages[index].model_copy(update={"score": scores[index]})
-            for index in ranked[:limit]
+            self._as_passage(passage, score)
+            for score, passage in self._index.search(query, limit=limit)
+            if score > 0.0
         ]
+
+    def _as_passage(self, passage: IndexedPassage, score: float) -> Passage:
+        return Passage(
+            passage_id=passage.passage_id,
+            title=passage.title,
+            location=str(self.root / passage.path),
+            section=passage.heading,
+            page=passage.page,
+            text=passage.text,
+            score=score,
+        )
+
+
+def _up_to_date(manifest: Mapping[str, object], wanted: Mapping[str, list[int]]) -> bool:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or files.keys() != wanted.keys():
+        return False
+    return all(entry[:2] == wanted[relative] for relative, entry in files.items())
+
+
+def _update(
+    index: PassageIndex,
+    directory: Path,
+    root: Path,
+    wanted: Mapping[str, list[int]],
+    chunk_chars: int,
+    overlap_chars: int,
+) -> dict[str, Any]:
+    """Re-read the new and changed files, drop the removed ones; commit, then the manifest."""
+    manifest = corpus_index.read_manifest(directory)  # another writer may have done it
+    files: dict[str, list[Any]] = {
+        relative: entry
+        for relative, entry in manifest.get("files", {}).items()
+        if relative in wanted and entry[:2] == wanted[relative]
+    }
+    gone = set(manifest.get("files", {})) - set(wanted)
+    changed = [relative for relative in wanted if relative not in files]
+    if not gone and not changed:
+        return manifest
+    with index.writing() as writer:
+        for relative in gone:
+            writer.remove(relative)
+        for relative in changed:
+            writer.remove(relative)
+            path = root / relative
+            try:
+                document = _read_document(path, root)
+            except _Refused as refusal:
+                files[relative] = [*wanted[relative], str(refusal)]
+                continue
+            files[relative] = list(wanted[relative])
+            if document is None:
+                continue
+            writer.add(_indexed(document, chunk_chars, overlap_chars), about=document.description)
+    manifest = {"version": corpus_index.INDEX_VERSION, "root": str(root), "files": files}
+    corpus_index.write_manifest(directory, manifest)
+    log.info("corpus index updated", corpus=str(root), read=len(changed), removed=len(gone))
+    return manifest
+
+
+def _indexed(document: _Document, chunk_chars: int, overlap_chars: int) -> Iterator[IndexedPassage]:
+    ordinal = 0
+    for section in document.sections:
+        for chunk in chunk_text(section.text, chunk_chars=chunk_chars, overlap_chars=overlap_chars):
+            yield IndexedPassage(
+                passage_id=passage_id(document.relative, ordinal),
+                path=document.relative,
+                ordinal=ordinal,
+                title=document.title,
+                heading=section.heading,
+                page=section.page,
+                text=chunk,
+            )
+            ordinal += 1
 
 
 _cache_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, fingerprint: str) -> LocalCorpus:
-    return LocalCorpus.load(Path(path))
+def _load_cached(path: str, fingerprint: str, index_dir: Path) -> LocalCorpus:
+    return LocalCorpus.load(Path(path), index_dir=index_dir)
 
 
 def cached_corpus(corpus_dir: str | Path) -> LocalCorpus:
@@ -577,4 +704,4 @@ def cached_corpus(corpus_dir: str | Path) -> LocalCorpus:
     """
     root = Path(corpus_dir).resolve()
     with _cache_lock:
-        return _load_cached(str(root), corpus_fingerprint(root))
+        return _load_cached(str(root), corpus_fingerprint(root), corpus_index.default_index_dir())

@@ -16,6 +16,12 @@ from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.logs import reset_logging
 
 
+@pytest.fixture(scope="session", autouse=True)
+def corpus_index_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Corpus indexes built by the session's tests go to a temporary directory, not `.fte`."""
+    os.environ.setdefault("FTE_INDEX_DIR", str(tmp_path_factory.mktemp("corpus-index")))
+
+
 @pytest.fixture(scope="session")
 def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     """The embedded placement + scheduler + daprd stack on a fresh data directory."""

@@ -22,6 +22,7 @@ from fte.sources import (
     passage_id,
 )
 from fte.text import tokenize
+from tests.support.documents import make_pdf
 
 EXAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
 
@@ -49,9 +50,12 @@ def load_one(root: Path, relative: str, content: str) -> Passage:
 
 def test_markdown_title_is_the_first_h1_outside_code_fences(tmp_path: Path) -> None:
     text = "Intro line.\n\n```bash\n# not a title\n```\n\n## Sub\n\n# Real Title #\n\nBody text."
-    passage = load_one(tmp_path, "doc.md", text)
-    assert passage.title == "Real Title"
-    assert "Body text." in passage.text
+    write(tmp_path, "doc.md", text)
+    intro, body = LocalCorpus.load(tmp_path).passages
+    assert intro.title == body.title == "Real Title"
+    # A heading with nothing under it stays with the next one; the fenced "#" is no heading.
+    assert intro.text == "Intro line.\n\n```bash\n# not a title\n```"
+    assert body.text == "## Sub\n\n# Real Title #\n\nBody text."
 
 
 def test_markdown_without_heading_is_titled_by_file_stem(tmp_path: Path) -> None:
@@ -104,8 +108,8 @@ def test_html_without_title_uses_h1_and_tolerates_missing_end_tags(tmp_path: Pat
 
 def test_only_supported_files_outside_hidden_paths_are_read(tmp_path: Path) -> None:
     for suffix in SUPPORTED_SUFFIXES:
-        write(tmp_path, f"sub/doc{suffix.upper()}", f"<p>text {suffix}</p>")
-    write(tmp_path, "paper.pdf", "%PDF-1.7")
+        text = f"<p>text {suffix}</p>"
+        write(tmp_path, f"sub/doc{suffix.upper()}", make_pdf([text]) if suffix == ".pdf" else text)
     write(tmp_path, "notes.rst", "Not read")
     write(tmp_path, ".git/HEAD.md", "hidden directory")
     write(tmp_path, ".draft.md", "hidden file")
@@ -297,13 +301,13 @@ def test_root_that_is_a_file_is_rejected(tmp_path: Path) -> None:
 
 
 def test_directory_without_supported_files_lists_the_extensions(tmp_path: Path) -> None:
-    write(tmp_path, "paper.pdf", "%PDF-1.7")
+    write(tmp_path, "paper.rst", "Not read")
     write(tmp_path, ".hidden/doc.md", "# Hidden")
     with pytest.raises(CorpusError, match="no supported files found") as caught:
         LocalCorpus.load(tmp_path)
     message = str(caught.value)
     assert str(tmp_path) in message
-    assert ".md, .markdown, .txt, .html, .htm" in message
+    assert ".md, .markdown, .txt, .html, .htm, .pdf" in message
 
 
 @pytest.mark.parametrize(
@@ -439,7 +443,7 @@ def test_fingerprint_tracks_supported_files_only(tmp_path: Path) -> None:
     original = corpus_fingerprint(tmp_path)
     assert corpus_fingerprint(tmp_path) == original
 
-    write(tmp_path, "ignored.pdf", "%PDF")
+    write(tmp_path, "ignored.rst", "%PDF")
     write(tmp_path, ".cache/x.md", "hidden")
     assert corpus_fingerprint(tmp_path) == original
 

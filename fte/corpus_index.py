@@ -1,0 +1,207 @@
+"""The persistent passage index of a local corpus: tantivy on disk, one per corpus.
+
+Why tantivy: `benchmarks/search_engines.py` compares it side by side with SQLite FTS5
+and bm25s over the same 100k passages and terms (README, "Sources"): FTS5 ranks every
+matching row to sort by bm25() and misses the 20 ms search goal several times over; bm25s
+holds its whole score matrix in memory and has no incremental update; tantivy meets the
+goals, re-opens by memory-mapping its segments and deletes and adds documents in place.
+
+The index lives under the data directory (`<data>/index/<key>/`), keyed by the corpus
+root and the chunking parameters, next to a manifest of the files it holds (size and
+mtime of each), so a re-open reads nothing but that manifest and a changed corpus
+re-reads only its changed files. Every process (the CLI, each worker) opens the same index;
+one writer at a time updates it under an exclusive `flock`, and readers take the same lock
+shared while they open it, so nobody opens a half-committed index.
+
+Terms are `fte.text.tokenize`'s (stemmed, stop words dropped), joined by spaces before
+tantivy sees them: the project has one notion of a word, for search and citation checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from fte.text import tokenize
+
+# Bump when the schema, the chunking or the terms change: older indexes are then rebuilt
+# (they live under another key) rather than misread.
+INDEX_VERSION = 2
+INDEX_DIR_ENV = "FTE_INDEX_DIR"
+# How much each field's BM25 counts. Each field has its own length norm, so a word of a
+# short title already scores high; the weights were chosen on the retrieval suite (README,
+# "Sources"): heavier titles or headings pull whole pages of near-misses above the answer.
+FIELD_BOOSTS = {"title_terms": 1.0, "heading_terms": 0.25, "about_terms": 0.5, "body_terms": 1.0}
+_WRITER_HEAP_BYTES = 64 * 1024 * 1024
+
+_configured_dir: Path | None = None
+
+
+def use_index_dir(directory: Path) -> None:
+    """Keep this process's corpus indexes in `directory` (the CLI: `<data dir>/index`)."""
+    global _configured_dir
+    _configured_dir = directory
+
+
+def default_index_dir() -> Path:
+    """Where indexes live: set by `use_index_dir`, else `$FTE_INDEX_DIR`, else `.fte/index`."""
+    if _configured_dir is not None:
+        return _configured_dir
+    if env := os.environ.get(INDEX_DIR_ENV):
+        return Path(env)
+    return Path(".fte") / "index"
+
+
+def index_location(base: Path, root: Path, *, chunk_chars: int, overlap_chars: int) -> Path:
+    key = f"{INDEX_VERSION}\0{root}\0{chunk_chars}\0{overlap_chars}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return base / f"{root.name[:40] or 'root'}-{digest}"
+
+
+@dataclass(frozen=True)
+class IndexedPassage:
+    """What the index keeps of one passage; `about` is indexed but not kept."""
+
+    passage_id: str
+    path: str
+    ordinal: int
+    title: str
+    heading: str
+    page: int | None
+    text: str
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    # The relative path, as one term: a changed file's passages are deleted by it.
+    builder.add_text_field("path", stored=False, tokenizer_name="raw")
+    builder.add_bytes_field("data", stored=True, indexed=False)
+    for field in FIELD_BOOSTS:
+        builder.add_text_field(field, stored=False)
+    return builder.build()
+
+
+def _terms(text: str) -> str:
+    return " ".join(tokenize(text))
+
+
+class PassageIndex:
+    """One corpus's tantivy index: searched by readers, changed file by file by one writer."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._schema = _schema()
+        self._index = tantivy.Index(self._schema, path=str(directory), reuse=True)
+        self._searcher = self._index.searcher()
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._searcher.num_docs)
+
+    def search(self, query: str, *, limit: int) -> list[tuple[float, IndexedPassage]]:
+        """BM25 over the boosted fields, best first; ties by passage ID (stable across runs)."""
+        terms = list(dict.fromkeys(tokenize(query)))
+        if not terms or limit <= 0:
+            return []
+        clauses = [
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.boost_query(
+                    tantivy.Query.term_query(self._schema, field, term, index_option="freq"),
+                    boost,
+                ),
+            )
+            for term in terms
+            for field, boost in FIELD_BOOSTS.items()
+        ]
+        hits = self._searcher.search(tantivy.Query.boolean_query(clauses), limit).hits
+        found = [(float(score), self._passage(address)) for score, address in hits]
+        return sorted(found, key=lambda hit: (-hit[0], hit[1].passage_id))
+
+    def all(self) -> list[IndexedPassage]:
+        """Every passage, in file and then chunk order."""
+        total = self.num_docs
+        if not total:
+            return []
+        hits = self._searcher.search(tantivy.Query.all_query(), total).hits
+        return sorted((self._passage(a) for _, a in hits), key=lambda p: (p.path, p.ordinal))
+
+    def _passage(self, address: Any) -> IndexedPassage:
+        data = self._searcher.doc(address)["data"][0]
+        return IndexedPassage(**json.loads(bytes(data)))
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[IndexWriter]:
+        """Changes committed together when the block exits, discarded if it raises."""
+        writer = self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=1)
+        try:
+            yield IndexWriter(writer)
+        except BaseException:
+            writer.rollback()
+            raise
+        writer.commit()
+        writer.wait_merging_threads()
+        self._index.reload()
+        self._searcher = self._index.searcher()
+
+
+class IndexWriter:
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def remove(self, path: str) -> None:
+        self._writer.delete_documents_by_term("path", path)
+
+    def add(self, passages: Iterable[IndexedPassage], *, about: str = "") -> None:
+        about_terms = _terms(about)
+        for passage in passages:
+            self._writer.add_document(
+                tantivy.Document(
+                    path=passage.path,
+                    data=json.dumps(asdict(passage)).encode(),
+                    title_terms=_terms(passage.title),
+                    heading_terms=_terms(passage.heading),
+                    about_terms=about_terms,
+                    body_terms=_terms(passage.text),
+                )
+            )
+
+
+@contextlib.contextmanager
+def locked(directory: Path, *, shared: bool) -> Iterator[None]:
+    """An `flock` on the index's lock file: exclusive for its writer, shared for readers.
+
+    Like `fte.locks`, an flock dies with its holder, so a crashed writer leaves no stale lock.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "index.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {"files": {}}
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Written after the index commit, atomically: a crash in between only re-reads files."""
+    temporary = directory / "manifest.json.tmp"
+    temporary.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(temporary, directory / "manifest.json")
