@@ -275,6 +275,16 @@ class Spend(Contract):
         default=None, description="Why the budget ended the research early, if it did."
     )
 
+    def describe(self) -> str:
+        """`1,234 of 5,000 tokens, $0.0100 of $0.0500` (only the limits that are set)."""
+        parts = []
+        if self.max_tokens is not None:
+            parts.append(f"{self.tokens:,} of {self.max_tokens:,} tokens")
+        if self.budget_usd is not None:
+            usd = "unknown" if self.usd is None else f"${self.usd:,.4f}"
+            parts.append(f"{usd} of ${self.budget_usd:,.4f}")
+        return ", ".join(parts) or f"{self.tokens:,} tokens (no budget)"
+
 
 class Progress(Contract):
     """Live progress, stored as the workflow's custom status (JSON)."""

@@ -63,9 +63,13 @@ def summary_line(snap: Snapshot, cost: CostFn | None = None) -> str:
     parts = [f"[{p.stage}]"]
     if p.sub_questions:
         parts.append(f"sub-questions {done}/{len(p.sub_questions)}")
+    if p.depth:
+        parts.append(f"round {p.round}/{p.depth}")
     parts += [f"sources {p.sources_found}", f"tokens {p.usage.total_tokens}"]
     if cost is not None:
         parts.append(f"cost {cost(p)}")
+    if p.spend is not None:
+        parts.append(f"spent {p.spend.describe()}")
     parts.append(f"elapsed {elapsed(p)}")
     if p.reason:
         parts.append(f"reason: {printable(p.reason)}")
@@ -99,9 +103,21 @@ def panel(snap: Snapshot, cost: CostFn | None = None) -> Group:
     parts: list[Text | Table] = [header, query]
     if p.sub_questions:
         parts.append(table)
+    for r in p.rounds:
+        parts.append(
+            Text(
+                f"round {r.round}/{p.depth} {r.state}: looked for {len(r.looked_for)} gaps, "
+                f"found {len(r.sources_found)} sources, added {len(r.claims_added)} claims"
+                + (f" ({r.note})" if r.note else "")
+            )
+        )
     parts.append(footer)
+    if p.spend is not None:
+        parts.append(Text(f"budget: spent {p.spend.describe()}"))
     if p.reason:
-        parts.append(Text(f"reason: {p.reason}", style="red"))
+        # A budget that ended the research is a note on a completed run, not an error.
+        style = "yellow" if p.stage == "completed" else "red"
+        parts.append(Text(f"reason: {p.reason}", style=style))
     return Group(*parts)
 
 

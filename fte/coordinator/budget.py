@@ -114,14 +114,3 @@ def largest_fan_out(
         if fits(cfg, usage_by_agent, calls):
             return n
     return 0
-
-
-def describe(spend: Spend) -> str:
-    """`1,234 of 5,000 tokens, $0.0100 of $0.0500` (only the limits that are set)."""
-    parts = []
-    if spend.max_tokens is not None:
-        parts.append(f"{spend.tokens:,} of {spend.max_tokens:,} tokens")
-    if spend.budget_usd is not None:
-        usd = "unknown" if spend.usd is None else f"${spend.usd:,.4f}"
-        parts.append(f"{usd} of ${spend.budget_usd:,.4f}")
-    return ", ".join(parts) or f"{spend.tokens:,} tokens (no budget)"

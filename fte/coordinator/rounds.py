@@ -70,7 +70,7 @@ def refresh_spend(run: Run) -> None:
 def stop_research(run: Run, why: str) -> None:
     """The budget ends the research here; the run goes on to write its report."""
     spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
-    run.budget_note = f"the budget ended the research: {why} (spent {budget.describe(spend)})"
+    run.budget_note = f"the budget ended the research: {why} (spent {spend.describe()})"
     run.progress.state.spend = spend.model_copy(update={"stopped": run.budget_note})
     run.progress.publish()
 
@@ -99,7 +99,7 @@ def pipeline_v2(run: Run) -> Flow:
         raise RunEnded(
             "failed",
             f"the budget cannot pay for searching even one sub-question and writing a report "
-            f"(spent {budget.describe(spend)} on planning); raise --budget-usd or --max-tokens",
+            f"(spent {spend.describe()} on planning); raise --budget-usd or --max-tokens",
         )
     searched_plan = plan
     if searchable < wanted:
