@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run the embedded Dapr stack in the foreground until Ctrl-C"
     )
     _add_data_dir(up)
+    up.add_argument(
+        "--replicas",
+        type=int,
+        help="run N sidecars, each with an fte worker, sharing one placement and scheduler "
+        "(needs --state)",
+    )
+    up.add_argument(
+        "--state", metavar="URL", help="actor state store: postgres://... or redis://..."
+    )
+    up.add_argument("--pubsub", metavar="URL", help="pub/sub: redis://... (default: in-memory)")
+    up.add_argument(
+        "--offline", action="store_true", help="replicas' workers use the offline model"
+    )
 
     config = commands.add_parser("config", help="show the effective configuration")
     config_cmds = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -306,6 +319,10 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    if args.replicas is not None or args.state or args.pubsub:
+        from fte.replicas import cmd_up
+
+        return cmd_up(args, say=_say)
     from fte.dapr_stack import EmbeddedStack
 
     stack = EmbeddedStack(data_dir=args.settings.data_dir)

@@ -1,0 +1,186 @@
+"""Three replicas on PostgreSQL lose two of themselves to SIGKILL; all 30 runs complete.
+
+`fte up --replicas 3 --state postgresql://...` runs as a process, exactly as a user starts
+it: one placement, one scheduler, three daprd sidecars with the same app ID, each with its
+own `fte worker` process. The test submits 30 runs through the third sidecar, SIGKILLs the
+first replica's worker and sidecar mid-way and the second's later, and checks that every run
+completes with one report, that no LLM request was made more than twice (the mock counts
+each distinct request), and how the runs' agent calls were spread over the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fte.agents import planner
+from fte.api_tokens import read_tokens
+from fte.client import ResearchClient
+from fte.contracts import ModelEndpoint, RunConfig
+from fte.dapr_stack import RuntimeEndpoint
+from fte.replicas import RECORD
+from tests.pipeline.conftest import CORPUS, SUB_QUESTIONS, TEST_KEY
+from tests.support.processes import LoggedProcess, wait_for
+from tests.support.scripted_llm import ALL_AGENTS, PLANNER, WRITER, ScriptedLLM
+from tests.support.servers import Postgres
+
+pytestmark = pytest.mark.engine
+
+RUNS = 30
+_CASE = re.compile(r"case (\d\d)")
+
+
+def _tagged_planner(inputs: planner.PlannerInput) -> dict[str, Any]:
+    """The scripted plan, with the run's case number in every sub-question: then every
+    request of a run differs from every request of another, and a repeat is a real repeat."""
+    match = _CASE.search(inputs.query)
+    assert match, inputs.query
+    tag = match.group(1)
+    return {
+        "sub_questions": [f"{q} (case {tag})" for q in SUB_QUESTIONS],
+        "rationale": "scripted plan",
+    }
+
+
+def _corpus(root: Path, case: int) -> Path:
+    """The shared test corpus with the case number in each document's first sentence."""
+    directory = root / f"corpus-{case:02d}"
+    directory.mkdir(parents=True)
+    for name, text in CORPUS.items():
+        if "\n\n" in text:
+            head, body = text.split("\n\n", 1)
+            text = f"{head}\n\nIn case {case:02d}, {body[0].lower()}{body[1:]}"
+        else:
+            text = f"In case {case:02d}, {text[0].lower()}{text[1:]}"
+        (directory / name).write_text(text)
+    return directory
+
+
+def _kill(pid: int | None) -> None:
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+
+
+def _task_ids_served(worker_data_dir: Path) -> set[str]:
+    """The runs whose agent calls this worker made, from its JSON log."""
+    log = worker_data_dir / "logs" / "fte.jsonl"
+    served = set()
+    for line in log.read_text().splitlines() if log.exists() else []:
+        with_event = json.loads(line)
+        if with_event.get("event") == "activity.start" and with_event.get("task_id"):
+            served.add(with_event["task_id"])
+    return served
+
+
+def test_three_replicas_complete_thirty_runs_after_two_are_killed(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    dsn = postgres.new_database()
+    database = dsn.split("/")[3].split("?")[0]
+    data_dir = tmp_path / "data"
+    llm = ScriptedLLM(SUB_QUESTIONS, **{PLANNER: _tagged_planner})
+    with llm.serve() as llm_url:
+        env = {**os.environ, "OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": TEST_KEY}
+        for name in ("DAPR_GRPC_ENDPOINT", "DAPR_GRPC_PORT", "DAPR_HTTP_PORT", "DAPR_API_TOKEN"):
+            env.pop(name, None)
+        up = LoggedProcess(
+            [sys.executable, "-m", "fte", "up", "--replicas", "3", "--state", dsn,
+             "--data-dir", str(data_dir)],
+            tmp_path / "up.log",
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_for(
+                lambda: up.alive() and "submit runs" in up.log(), "three replicas", timeout=180
+            )
+            record = json.loads((data_dir / RECORD).read_text())
+            replicas = record["replicas"]
+            assert len(replicas) == 3 and len({r["daprd_pid"] for r in replicas}) == 3
+            survivor = replicas[2]
+            endpoint = RuntimeEndpoint(
+                host="127.0.0.1",
+                grpc_port=survivor["grpc_port"],
+                http_port=survivor["http_port"],
+                owned=False,
+                description="replica 3",
+                api_token=read_tokens(data_dir).dapr,
+            )
+            task_ids = [f"replica-run-{case:02d}" for case in range(RUNS)]
+            with ResearchClient(endpoint) as research:
+                for case, task_id in enumerate(task_ids):
+                    research.start(
+                        RunConfig(
+                            query=f"How do durable workflows stay reliable in case {case:02d}?",
+                            corpus_dir=str(_corpus(tmp_path, case)),
+                            endpoint=ModelEndpoint(base_url=llm_url),
+                        ),
+                        task_id,
+                    )
+
+                def reports(at_least: int) -> bool:
+                    return up.alive() and llm.calls[WRITER] >= at_least
+
+                wait_for(lambda: reports(RUNS // 3), "a third of the runs", timeout=240)
+                served_before_kill = {
+                    r["index"]: _task_ids_served(Path(r["worker_data_dir"])) for r in replicas
+                }
+                _kill(replicas[0]["worker_pid"])
+                _kill(replicas[0]["daprd_pid"])
+                wait_for(lambda: reports(2 * RUNS // 3), "two thirds of the runs", timeout=240)
+                _kill(replicas[1]["worker_pid"])
+                _kill(replicas[1]["daprd_pid"])
+
+                snaps = {t: research.wait(t, timeout_s=300) for t in task_ids}
+                report_ids = {t: research.report(t)["task_id"] for t in task_ids}
+            log = up.log()
+        finally:
+            up.stop()
+
+    failed = {t: (s.end_state, s.failure) for t, s in snaps.items() if s.end_state != "completed"}
+    assert not failed, failed
+    assert report_ids == {t: t for t in task_ids}
+    # Two replicas were lost, said so on the launcher's terminal, and the third served on.
+    assert "replica 1 is gone" in log and "replica 2 is gone" in log, log
+    assert "1 of 3 replicas serve" in log, log
+
+    # One stored report per run: the key is deterministic, so a repeated finalize overwrites.
+    keys = postgres.psql(
+        "SELECT key FROM state WHERE key LIKE '%artifact:replica-run-%';", database
+    )
+    stored = Counter(m.group(1) for m in re.finditer(r"artifact:(replica-run-\d\d):report\b", keys))
+    assert stored == dict.fromkeys(task_ids, 1)
+
+    # Every LLM request of every run reached the model at least once and at most twice: a
+    # request cut off by a kill is made again once, finished ones never.
+    requests: Counter[tuple[str, str]] = Counter()
+    for agent in ALL_AGENTS:
+        for prompt in llm.prompts[agent]:
+            assert _CASE.search(prompt), f"{agent} request names no case: requests not distinct"
+            requests[(agent, prompt)] += 1
+    repeated = {key: n for key, n in requests.items() if n > 1}
+    assert max(requests.values()) <= 2, {k[0]: n for k, n in repeated.items()}
+    assert llm.calls[PLANNER] - len(repeated) <= RUNS
+    assert {m.group(1) for a, p in requests for m in [_CASE.search(p)] if m and a == WRITER} == {
+        f"{case:02d}" for case in range(RUNS)
+    }
+
+    served = {r["index"]: _task_ids_served(Path(r["worker_data_dir"])) for r in replicas}
+    print(
+        "\nruns with agent calls on each worker (before the first kill -> at the end): "
+        + ", ".join(
+            f"worker {i}: {len(served_before_kill[i])} -> {len(served[i])}" for i in sorted(served)
+        )
+        + f"; LLM requests {sum(requests.values())}, distinct {len(requests)}, "
+        f"repeated once {len(repeated)}"
+    )
+    # Work was spread: before any kill, more than one worker ran agent calls.
+    assert sum(bool(s) for s in served_before_kill.values()) >= 2, served_before_kill
+    assert set().union(*served.values()) == set(task_ids)
