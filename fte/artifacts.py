@@ -9,7 +9,7 @@ to trust that the activity which wrote it reported back.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -44,6 +44,36 @@ REPORT = "report"
 
 def sources_for(sub_question_id: str) -> str:
     return f"{SOURCES}.{sub_question_id}"
+
+
+# A gap-filling round's review, and its own sources, notes and claims (`notes.round2`).
+REVIEW = "review"
+
+
+def round_artifact(kind: str, round_number: int) -> str:
+    return f"{kind}.round{round_number}"
+
+
+def round_artifact_stages(round_number: int, gap_ids: Sequence[str]) -> list[list[str]]:
+    """Every artifact round `round_number` can write, by step, in the order it writes them."""
+    return [
+        [round_artifact(REVIEW, round_number)],
+        [*(sources_for(g) for g in gap_ids), round_artifact(SOURCES, round_number)],
+        [round_artifact(NOTES, round_number)],
+        [round_artifact(CLAIMS, round_number)],
+    ]
+
+
+def rounds_artifact_names(rounds: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The artifacts of a report's or a progress's rounds (`RoundReport` as JSON)."""
+    return [
+        name
+        for r in rounds
+        for stage in round_artifact_stages(
+            int(r["round"]), [str(g["id"]) for g in r.get("looked_for", [])]
+        )
+        for name in stage
+    ]
 
 
 def artifact_key(task_id: str, name: str) -> str:

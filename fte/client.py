@@ -168,7 +168,10 @@ class ResearchClient:
             self._wf.purge_workflow(task_id, recursive=True)
         plan = self.store.get(task_id, artifacts.PLAN) or {}
         sub_question_ids = [q["id"] for q in plan.get("sub_questions", [])]
-        self.store.delete(task_id, artifacts.run_artifact_names(sub_question_ids))
+        # Gap-filling rounds' artifacts are named by the report, so read it before deleting it.
+        report = self.store.get(task_id, artifacts.REPORT) or {}
+        rounds = artifacts.rounds_artifact_names(report.get("rounds", []))
+        self.store.delete(task_id, [*artifacts.run_artifact_names(sub_question_ids), *rounds])
         self.store.delete_notices(task_id)
         self.store.update_index(lambda index: index["runs"].pop(task_id, None))
 

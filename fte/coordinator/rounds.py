@@ -41,11 +41,6 @@ _TO_REPORT = {"analyst": 1, "fact_checker": 1, "writer": 1}
 _PER_SOURCE_FINDER = {"source_finder": budget.SOURCE_FINDER_CALLS}
 
 
-def round_artifact(kind: str, round_number: int) -> str:
-    """`notes.round2`: a round's own artifact, beside the first pass's `notes`."""
-    return f"{kind}.round{round_number}"
-
-
 @dataclass
 class Research:
     """What the run knows so far, grown by every round."""
@@ -150,7 +145,7 @@ def gap_round(run: Run, research: Research, number: int) -> Flow:
         report.state, report.note = "done", "not started: budget"
         return False
 
-    review_name = round_artifact("review", number)
+    review_name = artifacts.round_artifact(artifacts.REVIEW, number)
     run.round_artifacts.append([review_name])
     raw = yield from run.wait(
         run.ask(
@@ -217,7 +212,10 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     """One source finder per gap, past the passages the run has; returns the new sources."""
     run.progress.enter("finding_sources")
     run.round_artifacts.append(
-        [*(artifacts.sources_for(g.id) for g in gaps), round_artifact(artifacts.SOURCES, number)]
+        [
+            *(artifacts.sources_for(g.id) for g in gaps),
+            artifacts.round_artifact(artifacts.SOURCES, number),
+        ]
     )
     known = [s.passage_id for s in research.sources]
     tasks = [
@@ -251,7 +249,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     run.progress.publish()
     if new:
         yield run.store(
-            round_artifact(artifacts.SOURCES, number),
+            artifacts.round_artifact(artifacts.SOURCES, number),
             {"sources": [s.model_dump(mode="json") for s in new]},
         )
     return new
@@ -288,7 +286,7 @@ def analyse_and_check(
     """Claims from the new sources only, fact-checked; returns them, already merged."""
     quoted = [QuotedSource.of(s) for s in new_sources]
     run.progress.enter("analysing")
-    notes = round_artifact(artifacts.NOTES, number)
+    notes = artifacts.round_artifact(artifacts.NOTES, number)
     run.round_artifacts.append([notes])
     raw = yield from run.wait(
         run.specialist(
@@ -323,7 +321,7 @@ def analyse_and_check(
     refresh_spend(run)
 
     run.progress.enter("fact_checking")
-    checked_name = round_artifact(artifacts.CLAIMS, number)
+    checked_name = artifacts.round_artifact(artifacts.CLAIMS, number)
     run.round_artifacts.append([checked_name])
     raw = yield from run.wait(
         run.specialist(

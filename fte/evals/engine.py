@@ -128,4 +128,6 @@ class EvalEngine:
         progress = snapshot.progress
         sub_questions = [q.id for q in progress.sub_questions] if progress else []
         names = artifacts.run_artifact_names(sub_questions)
+        if progress is not None:
+            names += artifacts.rounds_artifact_names(r.model_dump() for r in progress.rounds)
         return [name for name in names if self.client.store.get(task_id, name) is not None]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fte import names
+from fte import artifacts, names
 from fte.agents import analyst, fact_checker, reviewer
 from fte.contracts import (
     AgentTask,
@@ -476,3 +476,22 @@ def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade_to_v2() -> None:
     new = start(depth=2)
     new.run_until_blocked(ROUNDS)
     assert REVIEWER in work(new.issued)
+
+
+def test_purge_finds_every_round_artifact_from_the_rounds_in_the_report() -> None:
+    h = start(depth=1)
+    h.run_until_blocked(ROUNDS)
+    written = {a["name"] for a in inputs_of(h, names.STORE_ARTIFACT)}
+    written |= {
+        AgentTask.model_validate(a.input).artifact
+        for a in h.issued
+        if isinstance(a, Child) and a.name != names.SOURCE_FINDER
+    } | {AgentTask.model_validate(r).artifact for r in inputs_of(h, REVIEWER)}
+    written |= {
+        f"sources.{SourceFinderInput.model_validate(a.input).sub_question.id}"
+        for a in h.issued
+        if isinstance(a, Child) and a.name == names.SOURCE_FINDER
+    }
+    rounds = [r.model_dump(mode="json") for r in finalized(h).rounds]
+    first_pass = set(artifacts.run_artifact_names(["q1", "q2", "q3"]))
+    assert set(artifacts.rounds_artifact_names(rounds)) == written - first_pass
