@@ -41,9 +41,11 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except socket.gaierror:
         sock.close()
-        raise UsageError(f"--host {host!r}: not an address of this machine") from None
+        raise UsageError(f"--host {host} is not an address of this machine") from None
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(f"--host {host} is not an address of this machine") from None
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(
                 f"--port {port}: in use; choose another (or 0 for a free one)"

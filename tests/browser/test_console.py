@@ -7,7 +7,8 @@ import uuid
 from playwright.sync_api import BrowserContext, Page, expect
 
 from fte import artifacts
-from fte.contracts import ApprovalDecision
+from fte.contracts import ApprovalDecision, ModelEndpoint, RunConfig
+from fte.schedule.client import ScheduleClient, make_spec
 from tests.browser.conftest import Console
 
 QUERY = "How do durable timers fire after a restart?"
@@ -161,3 +162,50 @@ def test_a_source_with_script_renders_as_text(page: Page, console: Console) -> N
     frame = page.frame_locator("iframe.report")
     expect(frame.locator("body")).to_be_visible()
     assert not [m for m in messages if "__pwned" in m]
+
+
+def test_schedules_page_pauses_resumes_and_triggers(page: Page, console: Console) -> None:
+    name = _id("weekly")
+    run = RunConfig(
+        query=QUERY, corpus_dir=str(console.corpus), endpoint=ModelEndpoint(offline=True)
+    )
+    spec = make_spec(
+        name=name,
+        run=run,
+        every="1d",
+        cron=None,
+        tz="UTC",
+        start_at=None,
+        end_at=None,
+        overlap="skip",
+        catchup_window="1h",
+        jitter="",
+        min_interval_s=60,
+    )
+    schedules = ScheduleClient(console.client)
+    schedules.add(spec)
+    try:
+        view = schedules.wait_started(name)
+        assert view.status is not None and view.status.next_fire is not None
+        page.goto(f"{console.url}/schedules")
+        row = page.locator(f'tr[data-schedule="{name}"]')
+        expect(row).to_contain_text("every 1d")
+        expect(row).to_contain_text(view.status.next_fire)
+        expect(row.locator(".state")).to_have_text("active")
+        row.locator("button", has_text="pause").click()
+        expect(page.locator(".flash.ok")).to_have_text(f"Schedule {name} paused")
+        expect(row.locator(".state").first).to_have_text("paused")
+        expect(row).to_contain_text("none (paused)")
+        row.locator("button", has_text="resume").click()
+        expect(page.locator(".flash.ok")).to_have_text(f"Schedule {name} active")
+        row.locator("button", has_text="trigger").click()
+        expect(page.locator(".flash.ok")).to_contain_text(f"Triggered {name}: run {name}-")
+        status = schedules.get(name).status
+        assert status is not None and status.triggers == 1 and status.last_run
+        console.client.wait(status.last_run, timeout_s=LIVE / 1000)
+        page.reload()
+        expect(row.locator("a")).to_have_text(status.last_run)
+        expect(row).to_contain_text("completed")
+        expect(row.locator("td.change")).to_contain_text("first completed run")
+    finally:
+        schedules.remove(name)

@@ -1,0 +1,108 @@
+"""`fte ui` as a separate process: token URL, refusals, answering a detached run, clean stop."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import SAMPLE_CORPUS, _env, fte
+from tests.support.processes import LoggedProcess, wait_for
+
+pytestmark = pytest.mark.engine
+
+_URL = re.compile(r"^(http://127\.0\.0\.1:\d+)/runs\?token=([A-Za-z0-9_-]+)$", re.MULTILINE)
+
+
+def _start_ui(tmp_path: Path, data: Path, *extra: str) -> tuple[LoggedProcess, str, str]:
+    ui = LoggedProcess(
+        [sys.executable, "-m", "fte", "ui", "--port", "0", "--data-dir", str(data), *extra],
+        tmp_path / "ui.log",
+        env=_env(),
+    )
+    wait_for(lambda: ui.alive() and _URL.search(ui.log()) is not None, "the console's URL", 90)
+    found = _URL.search(ui.log())
+    assert found is not None
+    return ui, found[1], found[2]
+
+
+def test_ui_answers_a_detached_run_and_stops_on_sigterm(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ui, base, token = _start_ui(tmp_path, data)
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/runs").status_code == 403
+            signed_in = http.get(f"/runs?token={token}", follow_redirects=True)
+            assert signed_in.status_code == 200 and "<h1>Runs</h1>" in signed_in.text
+            assert token not in signed_in.text
+            started = fte(
+                "research", "How do durable timers fire after a restart?", "--detach",
+                "--approve-plan", "--offline", "--id", "ui-gated", "--corpus",
+                str(SAMPLE_CORPUS), "--data-dir", str(data),
+            )  # fmt: skip
+            assert started.returncode == 0, started.stderr
+
+            def waiting() -> bool:
+                return "awaiting approval" in http.get("/runs/ui-gated").text
+
+            wait_for(waiting, "the run to wait at the gate", 120)
+            page = http.get("/runs/ui-gated").text
+            # The approval request sent while the console runs links to this page.
+            assert f"Answer it at {base}/runs/ui-gated" in page
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+            assert csrf is not None
+            answered = http.post("/runs/ui-gated/approve", data={"csrf": csrf[1]})
+            assert answered.status_code == 303, answered.text
+            wait_for(
+                lambda: (
+                    'id="run-status" class="state state-completed"'
+                    in http.get("/runs/ui-gated").text
+                ),
+                "the approved run to complete",
+                180,
+            )
+            # Answering a finished run is refused as the CLI refuses it (exit 5: HTTP 409).
+            again = http.post("/runs/ui-gated/approve", data={"csrf": csrf[1]})
+            assert again.status_code == 409
+            assert "it already ended (completed)" in again.text
+        ui.proc.send_signal(signal.SIGTERM)
+        assert ui.proc.wait(timeout=60) == 0, ui.log()
+    finally:
+        ui.stop()
+    assert "Traceback" not in ui.log()
+    # The token is a secret: no log of the data directory (worker, JSON log, Dapr) holds it.
+    logs = list((data / "logs").iterdir())
+    assert logs
+    for path in logs:
+        assert token not in path.read_text(errors="replace"), path
+
+
+def test_ui_on_all_interfaces_warns(tmp_path: Path) -> None:
+    ui, base, _ = _start_ui(tmp_path, tmp_path / "data", "--host", "0.0.0.0")
+    try:
+        assert "WARNING: --host 0.0.0.0 serves the console to every network" in ui.log()
+        assert base.startswith("http://127.0.0.1:")
+    finally:
+        ui.stop()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "70000"], "--port 70000: use 0-65535"),
+        (["--host", "192.0.2.1"], "192.0.2.1 is not an address of this machine"),
+    ],
+    ids=["port", "host"],
+)
+def test_ui_bad_input_is_one_line(tmp_path: Path, argv: list[str], message: str) -> None:
+    result = fte("ui", *argv, "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"fte: error: {result.stderr.split(': ', 2)[2].strip()}"
+    ]
+    assert message in result.stderr
+    assert not (tmp_path / "data" / "state.db").exists()
