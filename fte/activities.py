@@ -26,7 +26,7 @@ import structlog
 from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
-from fte import artifacts, changes, names
+from fte import artifacts, changes, names, tracing
 from fte.agents import AnyAgent, all_agents
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore
@@ -172,6 +172,9 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         _log_attempt(ctx, agent.name, task.task_id)
         d = deps()
         model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
+        model = tracing.traced(
+            model, task_id=task.task_id, workflow_id=ctx.workflow_id, activity_task=ctx.task_id
+        )
         run = agent.run(model, task.model, agent.input_model.model_validate(task.inputs))
         result = run.result.model_dump(mode="json")
         if task.artifact is not None:

@@ -158,9 +158,20 @@ def render(
             "scopes": [{"storeName": SECRET_STORE, "defaultAccess": "deny"}]
         }
     if tracing_endpoint is not None:
+        # OTLP/gRPC like the worker's exporter: the same collector gets the sidecar's
+        # workflow spans and the worker's LLM spans, in the same traces.
+        otlp = urllib.parse.urlsplit(
+            tracing_endpoint if "://" in tracing_endpoint else f"http://{tracing_endpoint}"
+        )
+        if not otlp.hostname:
+            raise UsageError(f"the OTLP endpoint {tracing_endpoint!r} names no host")
         config["spec"]["tracing"] = {
             "samplingRate": "1",
-            "otel": {"endpointAddress": tracing_endpoint, "isSecure": False, "protocol": "grpc"},
+            "otel": {
+                "endpointAddress": f"{otlp.hostname}:{otlp.port or 4317}",
+                "isSecure": otlp.scheme == "https",
+                "protocol": "grpc",
+            },
         }
     (target / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return Backends(target, state_kind, pubsub_kind, env)

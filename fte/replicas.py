@@ -434,7 +434,15 @@ def cmd_up(args: argparse.Namespace, *, say: Callable[[str], None]) -> int:
         )
     data_dir = Path(args.settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    backends = render(data_dir / "components", state_url=args.state, pubsub_url=args.pubsub)
+    backends = render(
+        data_dir / "components",
+        state_url=args.state,
+        pubsub_url=args.pubsub,
+        # The sidecars trace to the collector the workers export to (fte.tracing), if any.
+        tracing_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

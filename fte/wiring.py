@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
-from fte import activities, coordinator, names
+from fte import activities, coordinator, names, tracing
 from fte.activities import ActivityDeps, Notifier
 from fte.agents import offline_model
 from fte.artifacts import ArtifactStore
@@ -66,6 +66,8 @@ def research_worker(
         # own, set up for its deadlines (fte.http_limits).
         server = LLMClient(llm_config, http_client=http_client)
     models = ModelRouter(offline=offline_model(), server=server, server_url=llm_config.base_url)
+    # OTLP spans per LLM call, only when an exporter endpoint is configured (fte.tracing).
+    flush_spans = tracing.configure()
     dapr = dapr_client(endpoint)
     wf_client = workflow_client(endpoint)
     # One set of dependencies per process; a worker started inside another's lifetime
@@ -93,3 +95,4 @@ def research_worker(
         models.close()
         wf_client.close()
         close_dapr_client(dapr)
+        flush_spans()

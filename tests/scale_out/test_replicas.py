@@ -86,7 +86,8 @@ def test_three_replicas_complete_thirty_runs_after_two_are_killed(
     dsn = postgres.new_database()
     database = dsn.split("/")[3].split("?")[0]
     data_dir = tmp_path / "data"
-    llm = ScriptedLLM(SUB_QUESTIONS, **{PLANNER: _tagged_planner})
+    llm = ScriptedLLM(SUB_QUESTIONS)
+    llm.handlers[PLANNER] = _tagged_planner
     with llm.serve() as llm_url:
         env = {**os.environ, "OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": TEST_KEY}
         for name in ("DAPR_GRPC_ENDPOINT", "DAPR_GRPC_PORT", "DAPR_HTTP_PORT", "DAPR_API_TOKEN"):
