@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from fte.agents import all_agents, analyst, fact_checker, planner, source_finder, writer
+from fte.agents import all_agents, analyst, fact_checker, planner, reviewer, source_finder, writer
 from fte.text import sentences
 from tests.support.openai_responses import completion_body
 
@@ -36,7 +36,8 @@ RELEVANCE = source_finder.RELEVANCE.name
 ANALYST = analyst.AGENT.name
 FACT_CHECK = fact_checker.AGENT.name
 WRITER = writer.AGENT.name
-ALL_AGENTS = (PLANNER, QUERIES, RELEVANCE, ANALYST, FACT_CHECK, WRITER)
+REVIEWER = reviewer.AGENT.name
+ALL_AGENTS = (PLANNER, QUERIES, RELEVANCE, ANALYST, FACT_CHECK, WRITER, REVIEWER)
 _BY_SCHEMA = {agent.output_model.__name__: agent for agent in all_agents().values()}
 
 
@@ -51,6 +52,13 @@ class Reply:
 
 
 Handler = Callable[[Any], Any]  # typed agent input -> output (model or dict), or a Reply
+# (agent, prompt, content) -> the (prompt, completion) tokens the reply reports
+UsageFn = Callable[[str, str, str], tuple[int, int]]
+
+
+def words_used(agent: str, prompt: str, content: str) -> tuple[int, int]:
+    """Tokens as words: the prompt's and the reply's."""
+    return len(prompt.split()), len(content.split())
 
 
 def first_sentence(text: str) -> str:
@@ -100,6 +108,11 @@ def default_fact_check(inputs: fact_checker.FactCheckInput) -> Any:
     return {"verdicts": verdicts}
 
 
+def default_reviewer(inputs: reviewer.ReviewInput) -> Any:
+    """The gaps the verdicts establish (the offline twin's answer), no follow-ups."""
+    return reviewer.offline(inputs)
+
+
 def default_writer(inputs: writer.WriterInput) -> Any:
     paragraphs = [
         {
@@ -119,9 +132,16 @@ def default_writer(inputs: writer.WriterInput) -> Any:
 
 
 class ScriptedLLM:
-    def __init__(self, sub_questions: list[str], **overrides: Handler | list[Any]) -> None:
+    def __init__(
+        self,
+        sub_questions: list[str],
+        *,
+        usage: UsageFn = words_used,
+        **overrides: Handler | list[Any],
+    ) -> None:
         """`overrides` maps an agent name to a handler, or to a list of replies
-        or handlers consumed one per call (the last one repeats)."""
+        or handlers consumed one per call (the last one repeats); `usage` says what
+        each reply reports it cost (budget tests fix it per call)."""
         self.handlers: dict[str, Handler | list[Any]] = {
             PLANNER: default_planner(sub_questions),
             QUERIES: default_queries,
@@ -129,21 +149,24 @@ class ScriptedLLM:
             ANALYST: default_analyst,
             FACT_CHECK: default_fact_check,
             WRITER: default_writer,
+            REVIEWER: default_reviewer,
         }
         self.handlers.update(overrides)
+        self.usage = usage
         self.calls: Counter[str] = Counter()
         self.statuses: dict[str, list[int]] = {agent: [] for agent in ALL_AGENTS}
         self.prompts: dict[str, list[str]] = {agent: [] for agent in ALL_AGENTS}
-        self.gates: dict[str, threading.Event] = {}
+        self.gates: dict[str, tuple[threading.Event, int]] = {}
         self.arrived: dict[str, threading.Event] = {
             agent: threading.Event() for agent in ALL_AGENTS
         }
         self._lock = threading.Lock()
 
-    def hold(self, agent: str) -> threading.Event:
-        """Block `agent`'s requests until the returned event is set (to kill a worker mid-call)."""
+    def hold(self, agent: str, *, from_call: int = 1) -> threading.Event:
+        """Block `agent`'s requests, from its `from_call`-th on, until the returned event is
+        set (to kill a worker mid-call); `arrived[agent]` is set when a held one arrives."""
         gate = threading.Event()
-        self.gates[agent] = gate
+        self.gates[agent] = (gate, from_call)
         return gate
 
     # -- the model -------------------------------------------------------------
@@ -157,10 +180,11 @@ class ScriptedLLM:
             self.calls[schema] += 1
             self.prompts[schema].append(prompt)
             call_number = self.calls[schema]
-        self.arrived[schema].set()
-        gate = self.gates.get(schema)
-        if gate is not None:
-            gate.wait(timeout=120)
+        held = self.gates.get(schema)
+        if held is None or call_number >= held[1]:
+            self.arrived[schema].set()
+        if held is not None and call_number >= held[1]:
+            held[0].wait(timeout=120)
         handler = self.handlers[schema]
         if isinstance(handler, list):
             result = handler[min(call_number, len(handler)) - 1]
@@ -176,13 +200,13 @@ class ScriptedLLM:
         if reply.status != 200:
             return reply.status, reply.body, reply.headers or {}
         content = reply.raw_content if reply.raw_content is not None else json.dumps(reply.body)
-        words = len(prompt.split())
+        prompt_tokens, completion_tokens = self.usage(schema, prompt, content)
         return (
             200,
             completion_body(
                 content,
-                prompt_tokens=words,
-                completion_tokens=len(content.split()),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
                 model=body.get("model", "scripted"),
                 completion_id=f"chatcmpl-{schema}-{call_number}",
             ),
@@ -228,7 +252,7 @@ class ScriptedLLM:
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}/v1"
         finally:
-            for gate in self.gates.values():
+            for gate, _ in self.gates.values():
                 gate.set()
             server.shutdown()
             server.server_close()
