@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, writer
@@ -125,6 +126,10 @@ class TimelineEntry:
     status: str
     created_at: str
     updated_at: str
+    seconds: float = 0.0
+    # Where its bar starts and how long it is, in % of the run's span (created to last update).
+    offset_pct: float = 0.0
+    width_pct: float = 0.0
 
 
 @dataclass
@@ -158,8 +163,7 @@ class RunPage:
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="seconds")
+    return _aware(moment).astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def timeline(
@@ -173,22 +177,38 @@ def timeline(
         (fact_checker.AGENT.name, "fact checker"),
         (writer.AGENT.name, "writer"),
     ]
-    entries = []
+    found = []
     for suffix, role in roles:
         instance = names.child_id(task_id, suffix) if suffix else task_id
         state = client.workflow_state(instance)
-        if state is None:
-            continue
+        if state is not None:
+            found.append((instance, role, state))
+    if not found:
+        return []
+    start = min(_aware(state.created_at) for _, _, state in found)
+    end = max(_aware(state.last_updated_at) for _, _, state in found)
+    span = max((end - start).total_seconds(), 1e-3)
+    entries = []
+    for instance, role, state in found:
+        began, last = _aware(state.created_at), _aware(state.last_updated_at)
+        seconds = max(0.0, (last - began).total_seconds())
         entries.append(
             TimelineEntry(
                 instance_id=instance,
                 role=role,
                 status=state.runtime_status.name.lower(),
-                created_at=_when(state.created_at),
-                updated_at=_when(state.last_updated_at),
+                created_at=_when(began),
+                updated_at=_when(last),
+                seconds=seconds,
+                offset_pct=round(100 * (began - start).total_seconds() / span, 2),
+                width_pct=round(max(0.5, 100 * seconds / span), 2),
             )
         )
     return entries
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def run_page(client: ResearchClient, task_id: str) -> RunPage:
@@ -281,12 +301,20 @@ class ScheduleRow:
     fires: str
 
 
-def _next_fire(status: ScheduleStatus | None) -> str:
+def _next_fire(status: ScheduleStatus | None, tz: str) -> str:
+    """Local time in the schedule's zone and UTC, as `fte schedule list` shows it."""
     if status is None:
         return "not computed yet"
     if status.paused:
         return "none (paused)"
-    return status.next_fire or "none (past its end)"
+    if status.next_fire is None:
+        return "none (past its end)"
+    moment = datetime.fromisoformat(status.next_fire)
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if tz == "UTC":
+        return utc
+    local = moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{local} ({utc})"
 
 
 def _last_change(client: ResearchClient, schedules: ScheduleClient, name: str) -> str:
@@ -325,7 +353,7 @@ def _schedule_row(
         query=view.spec.run.query,
         paused=bool(st and st.paused),
         pause_reason=(st.pause_reason or "") if st else "",
-        next_fire=_next_fire(st),
+        next_fire=_next_fire(st, view.spec.tz),
         last_run=(st.last_run or "-") if st else "-",
         last_run_state=last_state,
         last_change=_last_change(client, schedules, view.name),

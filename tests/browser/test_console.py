@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from playwright.sync_api import BrowserContext, Page, expect
 
 from fte import artifacts
 from fte.contracts import ApprovalDecision, ModelEndpoint, RunConfig
 from fte.schedule.client import ScheduleClient, make_spec
-from tests.browser.conftest import Console
+from tests.support.console import Console
 
 QUERY = "How do durable timers fire after a restart?"
 LIVE = 90_000  # ms: a whole offline run on a loaded 2-core machine
@@ -190,7 +191,8 @@ def test_schedules_page_pauses_resumes_and_triggers(page: Page, console: Console
         page.goto(f"{console.url}/schedules")
         row = page.locator(f'tr[data-schedule="{name}"]')
         expect(row).to_contain_text("every 1d")
-        expect(row).to_contain_text(view.status.next_fire)
+        next_fire = datetime.fromisoformat(view.status.next_fire).astimezone(UTC)
+        expect(row).to_contain_text(next_fire.strftime("%Y-%m-%d %H:%M:%S UTC"))
         expect(row.locator(".state")).to_have_text("active")
         row.locator("button", has_text="pause").click()
         expect(page.locator(".flash.ok")).to_have_text(f"Schedule {name} paused")
