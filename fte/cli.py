@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="start the runtime and run one tiny workflow")
     _add_data_dir(doctor)
+    doctor.add_argument(
+        "--resources-path",
+        type=Path,
+        help="the external sidecar's components: check actorStateStore and tracing there",
+    )
 
     research = commands.add_parser(
         "research", help="research a question and write a cited report", epilog=EXIT_CODES_HELP
@@ -352,7 +357,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from fte.doctor import run_doctor
 
-    print(json.dumps(run_doctor(args.settings.data_dir), indent=2))
+    print(json.dumps(run_doctor(args.settings.data_dir, args.resources_path), indent=2))
     return EXIT_OK
 
 
