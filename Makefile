@@ -66,6 +66,7 @@ wheel-test: sidecar
 
 bench: sidecar
 	$(BIN)/python benchmarks/runtime_start.py
+	$(BIN)/python benchmarks/search_engines.py
 
 clean:
 	rm -rf $(VENV) .fte .pytest_cache .mypy_cache .ruff_cache

@@ -24,13 +24,14 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import tantivy
 
+from fte.contracts import Passage
 from fte.text import tokenize
 
 # Bump when the schema, the chunking or the terms change: older indexes are then rebuilt
@@ -97,11 +98,14 @@ def _terms(text: str) -> str:
 class PassageIndex:
     """One corpus's tantivy index: searched by readers, changed file by file by one writer."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path | None) -> None:
+        """The index kept in `directory`, or in memory (for one search's web pages) if None."""
         self._schema = _schema()
-        self._index = tantivy.Index(self._schema, path=str(directory), reuse=True)
+        if directory is None:
+            self._index = tantivy.Index(self._schema)
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._index = tantivy.Index(self._schema, path=str(directory), reuse=True)
         self._searcher = self._index.searcher()
 
     @property
@@ -175,6 +179,32 @@ class IndexWriter:
                     body_terms=_terms(passage.text),
                 )
             )
+
+
+def rank_in_memory(passages: Sequence[Passage], query: str, *, limit: int) -> list[Passage]:
+    """`passages` ranked for `query` by the same fields and weights as a corpus index."""
+    if not passages or limit <= 0:
+        return []
+    index = PassageIndex(None)
+    by_id = {p.passage_id: p for p in passages}
+    with index.writing() as writer:
+        writer.add(
+            IndexedPassage(
+                passage_id=p.passage_id,
+                path=p.location,
+                ordinal=ordinal,
+                title=p.title,
+                heading=p.section,
+                page=p.page,
+                text=p.text,
+            )
+            for ordinal, p in enumerate(by_id.values())
+        )
+    return [
+        by_id[found.passage_id].model_copy(update={"score": score})
+        for score, found in index.search(query, limit=limit)
+        if score > 0.0
+    ]
 
 
 @contextlib.contextmanager

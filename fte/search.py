@@ -43,12 +43,23 @@ def search(query: str, *, corpus: Path, sources: tuple[str, ...], k: int) -> lis
     """The top `k` passages over the chosen sources, best first."""
     from fte.sources import cached_corpus
 
-    found: list[Passage] = []
+    rankings: list[list[Passage]] = []
     if "local" in sources:
-        found += cached_corpus(corpus.expanduser().resolve()).search(query, limit=k)
+        rankings.append(cached_corpus(corpus.expanduser().resolve()).search(query, limit=k))
     if "web" in sources:
-        raise UsageError("web search is not available yet; use --sources local")
-    return sorted(found, key=lambda p: (-p.score, p.passage_id))[:k]
+        import httpx
+
+        from fte.web import fuse, web_source_from_env
+
+        with httpx.Client(timeout=httpx.Timeout(10.0)) as client:
+            web = web_source_from_env(client)
+            rankings.append(web.search(query, limit=k))
+        for refusal in web.refusals:
+            print(f"fte: refused {printable(refusal.url)}: {refusal.reason}", file=sys.stderr)
+        if len(rankings) > 1:
+            # BM25 scores of the corpus and of a handful of pages are on different scales.
+            return fuse(rankings, limit=k)
+    return rankings[0] if rankings else []
 
 
 def where(passage: Passage) -> str:

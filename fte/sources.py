@@ -198,6 +198,13 @@ def _utf8_text(data: bytes, path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def page_sections(text: str, content_type: str) -> tuple[str | None, list[Section]]:
+    """(title, sections) of a fetched web page, read like a local file of its type."""
+    suffix = {"text/html": ".html", "application/xhtml+xml": ".html", "text/markdown": ".md"}
+    title, _, sections = _text_sections(text, suffix.get(content_type, ".txt"))
+    return title, [section for section in sections if section.text.strip()]
+
+
 def _text_sections(text: str, suffix: str) -> tuple[str | None, str, list[Section]]:
     """(title, description, sections) of a Markdown, HTML or plain-text document."""
     if suffix in _HTML_SUFFIXES:
