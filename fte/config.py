@@ -37,7 +37,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from fte.contracts import DEFAULT_MODEL, MAX_DEPTH, MAX_WAIT_S, AgentModels, CitationPolicy
+from fte.contracts import (
+    DEFAULT_DEPTH,
+    DEFAULT_MODEL,
+    MAX_DEPTH,
+    MAX_WAIT_S,
+    AgentModels,
+    CitationPolicy,
+    SourceKind,
+)
 from fte.errors import UsageError
 from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
 from fte.llm import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
@@ -101,7 +109,9 @@ class FteSettings(BaseSettings):
     )
     citation_policy: CitationPolicy = "remove"
     """What the writer does with a sentence whose citation fails the check."""
-    depth: int = Field(default=1, ge=0, le=MAX_DEPTH)
+    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
+    """Where source finders search: `local`, `web` or both (web: fte.web's search API)."""
+    depth: int = Field(default=DEFAULT_DEPTH, ge=0, le=MAX_DEPTH)
     """Gap-filling rounds after the first pass (0: one pass, as before rounds existed)."""
     budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Stop researching before a run's estimated cost would pass this (USD; fte.pricing)."""

@@ -132,6 +132,8 @@ class AgentModels(Contract):
 
 
 CitationPolicy = Literal["remove", "mark"]
+# Where source finders search: the local corpus, the web (fte.web), or both.
+SourceKind = Literal["local", "web"]
 
 
 class ModelEndpoint(Contract):
@@ -152,8 +154,10 @@ class ModelEndpoint(Contract):
         return f"OpenAI-compatible server {self.base_url or 'https://api.openai.com/v1'}"
 
 
-# Gap-filling rounds a run may do after its first pass (`--depth`).
+# Gap-filling rounds a run may do after its first pass (`--depth`), and how many a run
+# does unless told (a RunConfig that says nothing does none: it predates rounds).
 MAX_DEPTH = 5
+DEFAULT_DEPTH = 1
 
 
 class ModelPrice(Contract):
@@ -200,6 +204,7 @@ class RunConfig(Contract):
         default=MAX_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
     )
     sources_per_question: int = Field(default=4, ge=1, le=10)
+    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
     search_candidates: int = Field(default=8, ge=1, le=30)
     schedule: str | None = Field(default=None, description="The schedule that started the run.")
     compare_with: str | None = Field(
@@ -357,6 +362,7 @@ class SourceFinderInput(Contract):
         default_factory=list,
         description="Passages the run already has: a gap round looks past them.",
     )
+    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
 
 
 class SourceFinderResult(Contract):
@@ -429,6 +435,7 @@ class SearchInput(Contract):
     corpus_dir: str
     queries: list[str]
     limit: int
+    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
 
 
 class SearchResult(Contract):

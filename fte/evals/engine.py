@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from fte import artifacts
 from fte.client import ResearchClient, Snapshot
-from fte.contracts import AgentModels, ModelEndpoint, RunConfig
+from fte.contracts import DEFAULT_DEPTH, AgentModels, ModelEndpoint, RunConfig
 from fte.dapr_stack import EmbeddedStack
 from fte.evals.transports import Switchboard
 from fte.llm import LLMConfig
@@ -105,13 +105,22 @@ class EvalEngine:
             raise RuntimeError("EvalEngine used outside its `with` block")
         return self._client
 
-    def config(self, query: str, corpus: Path, models: AgentModels | None = None) -> RunConfig:
-        """A run of `query` on `corpus` whose every agent calls this engine's model server."""
+    def config(
+        self,
+        query: str,
+        corpus: Path,
+        models: AgentModels | None = None,
+        *,
+        depth: int = DEFAULT_DEPTH,
+    ) -> RunConfig:
+        """A run of `query` on `corpus` whose every agent calls this engine's model server,
+        with as many gap-filling rounds as a user's run has unless told otherwise."""
         return RunConfig(
             query=query,
             corpus_dir=str(corpus),
             models=models or AgentModels(**dict.fromkeys(AgentModels.model_fields, EVAL_MODEL)),
             endpoint=self.endpoint,
+            depth=depth,
         )
 
     def run(self, config: RunConfig, transport: httpx.BaseTransport, *, task_id: str) -> RunResult:

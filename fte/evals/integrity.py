@@ -309,7 +309,8 @@ def run(ctx: EvalContext) -> SuiteResult:
         adversary = Adversary(case)
         with ctx.timed(NAME, f"{case.id}_s"):
             result = engine.run(
-                engine.config(case.query, corpus),
+                # One pass: the planted faults are the first pass's answers.
+                engine.config(case.query, corpus, depth=0),
                 ModelServer(adversary.model()),
                 task_id=f"integrity-{case.id}",
             )
