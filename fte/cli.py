@@ -402,6 +402,8 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
         markdown, document = write_report(report, args.settings.out_dir, force=args.force)
         print(markdown)
         _say(f"Report: {markdown} (full structure: {document}; HTML: fte report --format html)")
+        if snap.progress is not None and snap.progress.reason:
+            _say(f"Note: {snap.progress.reason}")  # e.g. the budget ended the research
         return EXIT_OK
     reason = (snap.progress.reason if snap.progress else None) or snap.failure or "no reason given"
     _say(f"fte: run {snap.task_id} {state}: {reason}")
@@ -629,6 +631,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     state = snap.end_state
     if state == "completed":
         _say(f"Completed: fte report {args.task_id} writes the report")
+        if snap.progress is not None and snap.progress.reason:
+            _say(f"Note: {snap.progress.reason}")  # e.g. the budget ended the research
         return EXIT_OK
     return EXIT_RUN_FAILED if state == "failed" else EXIT_RUN_STOPPED
 
