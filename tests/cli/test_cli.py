@@ -152,6 +152,30 @@ def test_main_command_writes_a_report_whose_citations_all_resolve(
         assert document[key]
 
 
+def test_a_token_budget_ends_the_research_and_the_run_completes(
+    finished_run: FinishedRun, tmp_path: Path
+) -> None:
+    """The main run (one gap-filling round by default) again, with less than it spent."""
+    first = json.loads((finished_run.out_dir / "main-run.json").read_text())
+    assert first["rounds"], "the default run does one gap-filling round"
+    spent = first["usage_total"]["prompt_tokens"] + first["usage_total"]["completion_tokens"]
+    limit = spent * 3 // 4
+    result = fte(
+        "research", QUERY, "--corpus", str(SAMPLE_CORPUS), "--id", "budget-run",
+        "--max-tokens", str(limit),
+        "--data-dir", str(finished_run.data_dir), "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Note: the budget ended the research: " in result.stderr
+    assert f"of {limit:,} tokens)" in result.stderr
+    markdown = (tmp_path / "budget-run.md").read_text()
+    assert "**The budget ended the research: " in markdown
+    document = json.loads((tmp_path / "budget-run.json").read_text())
+    assert document["spend"]["max_tokens"] == limit
+    status = fte("status", "budget-run", "--data-dir", str(finished_run.data_dir))
+    assert "[completed]" in status.stdout and f"of {limit:,} tokens" in status.stdout
+
+
 def test_list_status_and_report_formats(finished_run: FinishedRun, tmp_path: Path) -> None:
     data = ("--data-dir", str(finished_run.data_dir))
     listing = fte("list", *data)
