@@ -101,6 +101,10 @@ def pipeline_v2(run: Run) -> Flow:
         stop_research(run, f"searched {searchable} of {wanted} sub-questions")
         searched_plan = plan.model_copy(update={"sub_questions": plan.sub_questions[:searchable]})
     sources = yield from stages.find_sources(run, searched_plan)
+    searched = {q.id for q in searched_plan.sub_questions}
+    for item in run.progress.state.sub_questions:
+        if item.id not in searched:
+            item.state = "pending"  # never searched: the budget stopped the fan-out
     refresh_spend(run)
     analysis = yield from stages.analyse(run, plan, sources)
     refresh_spend(run)

@@ -384,7 +384,7 @@ def test_budget_trims_the_first_fan_out() -> None:
     assert result.status == "completed"
     assert result.reason is not None and "searched 1 of 3 sub-questions" in result.reason
     assert REVIEWER not in work(h.issued)  # the budget ended the research before round 1
-    assert [q.state for q in progress(h).sub_questions] == ["done", "searching", "searching"]
+    assert [q.state for q in progress(h).sub_questions] == ["done", "pending", "pending"]
     assert spent_tokens(h) <= 800
 
 
