@@ -192,14 +192,29 @@ def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
 @_permanent_failures_are_final
 def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = SearchInput.model_validate(raw)
-    corpus = deps().corpus(inp.corpus_dir)
-    best: dict[str, Any] = {}
-    for query in inp.queries:
-        for passage in corpus.search(query, limit=inp.limit):
-            seen = best.get(passage.passage_id)
-            if seen is None or passage.score > seen.score:
-                best[passage.passage_id] = passage
-    ranked = sorted(best.values(), key=lambda p: (-p.score, p.passage_id))[: inp.limit]
+    providers: list[SourceProvider] = []
+    if "local" in inp.sources:
+        providers.append(deps().corpus(inp.corpus_dir))
+    if "web" in inp.sources:
+        from fte import web
+
+        providers.append(web.activity_web_source(deps().store))
+    rankings = []
+    for provider in providers:
+        best: dict[str, Any] = {}
+        for query in inp.queries:
+            for passage in provider.search(query, limit=inp.limit):
+                seen = best.get(passage.passage_id)
+                if seen is None or passage.score > seen.score:
+                    best[passage.passage_id] = passage
+        rankings.append(sorted(best.values(), key=lambda p: (-p.score, p.passage_id)))
+    if len(rankings) == 1:
+        ranked = rankings[0][: inp.limit]
+    else:
+        from fte.web import fuse
+
+        # The corpus's and the web pages' BM25 scores are on different scales; ranks are not.
+        ranked = fuse(rankings, limit=inp.limit)
     return SearchResult(passages=ranked, retrieved_at=_now()).model_dump(mode="json")
 
 

@@ -115,6 +115,14 @@ class ArtifactStore:
         data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
         return json.loads(data) if data else None
 
+    def get_document(self, key: str) -> Any | None:
+        """A JSON document stored under `key` that belongs to no run (the web page cache)."""
+        data = self._client.get_state(STORE_NAME, key).data
+        return json.loads(data) if data else None
+
+    def put_document(self, key: str, document: Any) -> None:
+        self._client.save_state(STORE_NAME, key, json.dumps(document))
+
     def update_index(
         self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY
     ) -> None:

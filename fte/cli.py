@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     research.add_argument(
         "--corpus", type=Path, help="folder of .md/.txt/.html (default: examples/corpus)"
     )
+    research.add_argument(
+        "--sources", help="where to search, comma-separated: local, web (default: local)"
+    )
     research.add_argument("--id", dest="task_id", help="task ID (default: generated)")
     research.add_argument(
         "--approve-plan", action="store_true", help="wait for `fte approve` before searching"
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="what to search for")
     search.add_argument("--corpus", type=Path, help="folder of documents (default: settings)")
     search.add_argument(
-        "--sources", default="local", help="comma-separated: local, web (default: local)"
+        "--sources", help="comma-separated: local, web (default: settings, else local)"
     )
     search.add_argument("-k", type=int, default=8, help="how many passages (default: 8)")
     search.add_argument("--json", action="store_true", help="print a JSON list")
@@ -892,7 +895,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return search.run(
         args.query,
         corpus=args.settings.corpus,
-        sources=args.sources,
+        sources=args.settings.sources,
         k=args.k,
         json_output=args.json,
     )
@@ -922,6 +925,7 @@ def _settings(args: argparse.Namespace) -> FteSettings:
         "data_dir": getattr(args, "data_dir", None),
         "out_dir": getattr(args, "out", None),
         "corpus": getattr(args, "corpus", None),
+        "sources": getattr(args, "sources", None),
         "model": getattr(args, "model", None),
         "offline": True if getattr(args, "offline", False) else None,
         "depth": getattr(args, "depth", None),

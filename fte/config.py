@@ -25,7 +25,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from annotated_types import Gt, Le
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
@@ -33,6 +33,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -45,6 +46,7 @@ from fte.contracts import (
     AgentModels,
     CitationPolicy,
     SourceKind,
+    local_only,
 )
 from fte.errors import UsageError
 from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
@@ -109,7 +111,8 @@ class FteSettings(BaseSettings):
     )
     citation_policy: CitationPolicy = "remove"
     """What the writer does with a sentence whose citation fails the check."""
-    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
+    # NoDecode: the environment says `FTE_SOURCES=local,web`, not a JSON list.
+    sources: Annotated[list[SourceKind], NoDecode] = Field(default_factory=local_only, min_length=1)
     """Where source finders search: `local`, `web` or both (web: fte.web's search API)."""
     depth: int = Field(default=DEFAULT_DEPTH, ge=0, le=MAX_DEPTH)
     """Gap-filling rounds after the first pass (0: one pass, as before rounds existed)."""
@@ -141,6 +144,13 @@ class FteSettings(BaseSettings):
     @field_validator("data_dir", "out_dir", "corpus", mode="after")
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        return value
+
         return value.expanduser()
 
     @classmethod

@@ -136,6 +136,11 @@ CitationPolicy = Literal["remove", "mark"]
 SourceKind = Literal["local", "web"]
 
 
+def local_only() -> list[SourceKind]:
+    """The default `sources`: the local corpus, as before web research existed."""
+    return ["local"]
+
+
 class ModelEndpoint(Contract):
     """Which model server a run's agents call.
 
@@ -204,7 +209,7 @@ class RunConfig(Contract):
         default=MAX_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
     )
     sources_per_question: int = Field(default=4, ge=1, le=10)
-    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
+    sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)
     search_candidates: int = Field(default=8, ge=1, le=30)
     schedule: str | None = Field(default=None, description="The schedule that started the run.")
     compare_with: str | None = Field(
@@ -362,7 +367,7 @@ class SourceFinderInput(Contract):
         default_factory=list,
         description="Passages the run already has: a gap round looks past them.",
     )
-    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
+    sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)
 
 
 class SourceFinderResult(Contract):
@@ -435,7 +440,7 @@ class SearchInput(Contract):
     corpus_dir: str
     queries: list[str]
     limit: int
-    sources: list[SourceKind] = Field(default_factory=lambda: ["local"], min_length=1)
+    sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)
 
 
 class SearchResult(Contract):

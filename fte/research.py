@@ -142,6 +142,7 @@ def build_config(
         approval_reminder_interval_s=settings.approval_reminder_interval_s,
         progress_checkin_interval_s=settings.progress_checkin_interval_s,
         citation_policy=settings.citation_policy,
+        sources=list(settings.sources),
         depth=settings.depth,
         budget=run_budget(settings, choice.models),
     )

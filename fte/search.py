@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -16,21 +17,8 @@ from fte.errors import UsageError
 from fte.progress_view import printable
 from fte.research import validate_query
 
-SOURCE_KINDS = ("local", "web")
 MAX_RESULTS = 100
 SNIPPET_CHARS = 200
-
-
-def parse_sources(text: str) -> tuple[str, ...]:
-    """`local,web` -> ("local", "web"); an unknown or empty list is a one-line error."""
-    kinds = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [kind for kind in kinds if kind not in SOURCE_KINDS]
-    if unknown or not kinds:
-        raise UsageError(
-            f"unknown source kind {', '.join(unknown) or repr(text)}: "
-            f"use a comma-separated list of {', '.join(SOURCE_KINDS)}"
-        )
-    return kinds
 
 
 def validate_limit(k: int) -> int:
@@ -100,7 +88,7 @@ def run(
     query: str,
     *,
     corpus: Path,
-    sources: str,
+    sources: Sequence[str],
     k: int,
     json_output: bool,
     out: TextIO | None = None,
@@ -109,7 +97,7 @@ def run(
     passages = search(
         validate_query(query),
         corpus=corpus,
-        sources=parse_sources(sources),
+        sources=tuple(sources),
         k=validate_limit(k),
     )
     if json_output:

@@ -51,6 +51,7 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
                     # A gap round looks past what the run has: as many candidates as the
                     # first pass had, after the passages it already holds.
                     limit=inp.candidates + len(inp.exclude_passage_ids),
+                    sources=inp.sources,
                 ),
                 retry_policy=IO_RETRY,
             )

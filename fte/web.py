@@ -34,9 +34,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -57,6 +57,9 @@ MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 2 * 1024 * 1024
 PAGE_DEADLINE_S = 15.0
 POLITENESS_INTERVAL_S = 1.0
+# A cached page younger than this is used without asking the site again: the queries of
+# one source finder, and a retried or replayed activity, see the same page at no cost.
+FRESH_FOR_S = 600.0
 # 100.64.0.0/10 (carrier-grade NAT) is where some clouds put their metadata service.
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
@@ -125,6 +128,36 @@ class PageCache(Protocol):
     def put(self, url: str, page: FetchedPage) -> None: ...
 
 
+class DocumentStore(Protocol):
+    def get_document(self, key: str) -> Any | None: ...
+
+    def put_document(self, key: str, document: Any) -> None: ...
+
+
+class StatePageCache:
+    """Fetched pages in the Dapr state store (`webpage:<sha256 of the URL>`), shared by every
+    worker, so a retried or replayed activity revalidates instead of refetching."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def key(url: str) -> str:
+        return "webpage:" + hashlib.sha256(url.encode()).hexdigest()
+
+    def get(self, url: str) -> FetchedPage | None:
+        document = self._store.get_document(self.key(url))
+        if not isinstance(document, dict) or document.get("request_url") != url:
+            return None
+        fields = {name: document.get(name) for name in FetchedPage.__dataclass_fields__}
+        if not all(isinstance(value, str) for value in fields.values()):
+            return None
+        return FetchedPage(**fields)  # type: ignore[arg-type]
+
+    def put(self, url: str, page: FetchedPage) -> None:
+        self._store.put_document(self.key(url), {"request_url": url, **asdict(page)})
+
+
 class MemoryPageCache:
     def __init__(self) -> None:
         self._pages: dict[str, FetchedPage] = {}
@@ -160,6 +193,7 @@ class SafeFetcher:
         politeness_s: float = POLITENESS_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        fresh_for_s: float = FRESH_FOR_S,
     ) -> None:
         http_limits.install(client)
         self._client = client
@@ -171,12 +205,24 @@ class SafeFetcher:
         self._politeness_s = politeness_s
         self._clock = clock
         self._sleep = sleep
+        self._fresh_for_s = fresh_for_s
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
+        self._url_locks: dict[str, threading.Lock] = {}
 
     def fetch(self, url: str) -> FetchedPage:
         """The page at `url`; raises `FetchRefused` with the reason otherwise."""
+        # Source finders run in parallel and find the same pages: one fetch per URL at a
+        # time, so the others find it in the cache.
+        with self._hosts_lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        with url_lock:
+            return self._fetch(url)
+
+    def _fetch(self, url: str) -> FetchedPage:
         cached = self._cache.get(url) if self._cache is not None else None
+        if cached is not None and _age_s(cached) < self._fresh_for_s:
+            return cached
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             self._check_robots(current)
@@ -256,7 +302,10 @@ class SafeFetcher:
 
     def _checked_address(self, url: str, host: str, port: int) -> str:
         try:
-            addresses = self._resolve(host, port)
+            # An address written in the URL is checked as it is, never looked up.
+            addresses = (
+                [str(ipaddress.ip_address(host))] if _is_ip(host) else self._resolve(host, port)
+            )
         except OSError as error:
             raise FetchRefused(url, f"cannot resolve {host} ({error})", about_host=True) from None
         if not addresses:
@@ -300,6 +349,22 @@ class SafeFetcher:
             state.robots = Protego.parse(text)
         if not state.robots.can_fetch(url, ROBOTS_AGENT):
             raise FetchRefused(url, "disallowed by the site's robots.txt")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _age_s(page: FetchedPage) -> float:
+    try:
+        retrieved = datetime.fromisoformat(page.retrieved_at)
+    except ValueError:
+        return float("inf")
+    return (datetime.now(UTC) - retrieved).total_seconds()
 
 
 def _decode(body: bytes, content_type: str) -> str:
@@ -492,6 +557,32 @@ class WebSource:
 
 def web_source_from_env(client: httpx.Client, *, cache: PageCache | None = None) -> WebSource:
     return WebSource(search_api_from_env(client), SafeFetcher(client, cache=cache))
+
+
+_activity_client: httpx.Client | None = None
+_activity_lock = threading.Lock()
+
+
+def activity_web_source(store: DocumentStore) -> WebSource:
+    """The web source of a worker's search activity: one HTTP client per process (its
+    per-host politeness spans activities), pages cached in the state store."""
+    global _activity_client
+    with _activity_lock:
+        if _activity_client is None:
+            _activity_client = httpx.Client(timeout=httpx.Timeout(10.0))
+        client = _activity_client
+    return WebSource(search_api_from_env(client), _shared_fetcher(client, StatePageCache(store)))
+
+
+_fetchers: dict[int, SafeFetcher] = {}
+
+
+def _shared_fetcher(client: httpx.Client, cache: PageCache) -> SafeFetcher:
+    with _activity_lock:
+        fetcher = _fetchers.get(id(client))
+        if fetcher is None:
+            fetcher = _fetchers[id(client)] = SafeFetcher(client, cache=cache)
+        return fetcher
 
 
 def fuse(rankings: Sequence[Sequence[Passage]], *, limit: int, k: int = 60) -> list[Passage]:

@@ -235,6 +235,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
                 keep=run.cfg.sources_per_question,
                 candidates=run.cfg.search_candidates,
                 exclude_passage_ids=known,
+                sources=run.cfg.sources,
             ),
         )
         for gap in gaps

@@ -69,6 +69,7 @@ def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
                 model=run.cfg.models.source_finder,
                 keep=run.cfg.sources_per_question,
                 candidates=run.cfg.search_candidates,
+                sources=run.cfg.sources,
             ),
         )
         for q in research_plan.sub_questions

@@ -67,7 +67,7 @@ def test_search_without_matches_says_so(
     [
         (["  "], "query is empty"),
         (["x", "-k", "0"], "-k must be between 1 and 100"),
-        (["x", "--sources", "local,ftp"], "unknown source kind ftp"),
+        (["x", "--sources", "local,ftp"], "sources='ftp' is invalid"),
         (["x", "--corpus", "/nonexistent/corpus"], "does not exist"),
     ],
     ids=["empty-query", "bad-k", "bad-source", "missing-corpus"],

@@ -298,9 +298,12 @@ def test_a_cached_page_is_revalidated_and_reused_when_unchanged(
     first = SafeFetcher(client, resolver=resolver, cache=cache, politeness_s=0.0).fetch(
         "http://cache.example/doc"
     )
-    again = SafeFetcher(client, resolver=resolver, cache=cache, politeness_s=0.0).fetch(
-        "http://cache.example/doc"
-    )
+    # Within the freshness window the cached page is used without a request at all.
+    fresh = SafeFetcher(client, resolver=resolver, cache=cache, politeness_s=0.0)
+    assert fresh.fetch("http://cache.example/doc") == first and route.call_count == 1
+    again = SafeFetcher(
+        client, resolver=resolver, cache=cache, politeness_s=0.0, fresh_for_s=0.0
+    ).fetch("http://cache.example/doc")
     assert again == first and first.text == "Version one."
     assert route.calls.last.request.headers["If-None-Match"] == '"v1"'
     assert route.calls.last.request.headers["If-Modified-Since"] == "x"
