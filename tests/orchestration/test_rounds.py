@@ -495,3 +495,16 @@ def test_purge_finds_every_round_artifact_from_the_rounds_in_the_report() -> Non
     rounds = [r.model_dump(mode="json") for r in finalized(h).rounds]
     first_pass = set(artifacts.run_artifact_names(["q1", "q2", "q3"]))
     assert set(artifacts.rounds_artifact_names(rounds)) == written - first_pass
+
+
+def test_a_failing_reviewer_fails_the_run_and_compensates_its_round() -> None:
+    def broken(raw: Any) -> Any:
+        raise RuntimeError("reviewer model unavailable")
+
+    h = start(depth=1)
+    h.run_until_blocked(rounds(**{REVIEWER: broken}))
+    assert isinstance(h.result, Failed)
+    assert h.result.message == "research run failed at reviewing: reviewer model unavailable"
+    assert deletions(h)[2] == ["review.round1"]
+    assert WRITER not in " ".join(work(h.issued))
+    assert progress(h).stage == "failed"
