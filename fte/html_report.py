@@ -23,7 +23,7 @@ from fte.citations import CheckedParagraph
 from fte.contracts import AgentModels, CheckedClaim, TokenUsage
 from fte.errors import FteError
 from fte.pricing import estimate_run_cost, format_cost
-from fte.report import NumberedSource, Report, documents
+from fte.report import GAP_LABELS, NumberedSource, Report, documents
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -177,6 +177,7 @@ class _Page:
             self._summary(),
             self._changes(),
             *self._sections(),
+            self._rounds(),
             self._sources(),
             self._claims(),
             self._run_details(),
@@ -235,6 +236,30 @@ class _Page:
             if items:
                 out.append(f"<h3>{_e(heading)}</h3>")
                 out.append("<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>")
+        out.append("</section>")
+        return "\n".join(out)
+
+    def _rounds(self) -> str:
+        """Gap-filling rounds, the budget's note if it ended them, and the gaps that remain."""
+        r = self.r
+        stopped = r.spend.stopped if r.spend else None
+        if not (r.rounds or stopped or r.remaining_gaps):
+            return ""
+        out = ['<section id="rounds">', "<h2>Research rounds</h2>"]
+        if r.rounds:
+            items = [
+                f"Round {x.round} looked for {len(x.looked_for)} gaps, found "
+                f"{len(x.sources_found)} new sources and added {len(x.claims_added)} claims "
+                f"({x.supported_added} supported)." + (f" ({x.note})" if x.note else "")
+                for x in r.rounds
+            ]
+            out.append("<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>")
+        if stopped:
+            out.append(f'<p class="banner" role="note">{_e(stopped[0].upper() + stopped[1:])}.</p>')
+        if r.remaining_gaps:
+            out.append("<h3>Remaining gaps</h3>")
+            gaps = [f"{GAP_LABELS[g.kind]}: {g.question}" for g in r.remaining_gaps]
+            out.append("<ul>" + "".join(f"<li>{_e(gap)}</li>" for gap in gaps) + "</ul>")
         out.append("</section>")
         return "\n".join(out)
 

@@ -143,7 +143,8 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
-_GAP_LABELS = {
+# How each kind of gap is named to a reader (Markdown and HTML reports).
+GAP_LABELS = {
     "unanswered": "Unanswered",
     "contradicted": "Contradicted claim",
     "unverifiable": "Unverified claim",
@@ -171,7 +172,7 @@ def _rounds_markdown(report: Report) -> list[str]:
         lines += [""]
     if report.remaining_gaps:
         lines += ["## Remaining gaps", ""]
-        lines += [f"- {_GAP_LABELS[g.kind]}: {md(g.question)}" for g in report.remaining_gaps]
+        lines += [f"- {GAP_LABELS[g.kind]}: {md(g.question)}" for g in report.remaining_gaps]
         lines += [""]
     return lines
 

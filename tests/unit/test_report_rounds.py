@@ -69,3 +69,20 @@ def test_the_budget_says_it_ended_the_research() -> None:
 def test_a_one_pass_report_has_no_rounds_section() -> None:
     markdown = render_markdown(report())
     assert "## Research rounds" not in markdown and "## Remaining gaps" not in markdown
+
+
+def test_the_html_report_shows_rounds_the_budget_and_remaining_gaps() -> None:
+    from fte.html_report import render_html
+
+    note = "the budget ended the research: round 2 was not started (spent 9 of 10 tokens)"
+    document = report(
+        rounds=[RoundReport(round=1, looked_for=GAPS[:1], claims_added=["C3"])],
+        remaining_gaps=GAPS,
+        spend=Spend(tokens=9, max_tokens=10, stopped=note),
+    ).model_dump(mode="json")
+    page = render_html(document)
+    assert "<h2>Research rounds</h2>" in page
+    assert "Round 1 looked for 1 gaps, found 0 new sources and added 1 claims" in page
+    assert "The budget ended the research: round 2 was not started" in page
+    assert "<li>Unanswered: How loud are &lt;b&gt;heat pumps&lt;/b&gt;?</li>" in page
+    assert "Research rounds" not in render_html(report().model_dump(mode="json"))
