@@ -97,6 +97,11 @@ class FteSettings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     dapr_api_token: SecretStr | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
+    state_url: SecretStr | None = None
+    """`fte up`'s actor state store, postgres://... or redis://... (may hold a password:
+    prefer FTE_STATE_URL to --state, which other users see in `ps`)."""
+    pubsub_url: SecretStr | None = None
+    """`fte up`'s pub/sub, redis://... (FTE_PUBSUB_URL or --pubsub)."""
     # The model server's limits: defaults and bounds are LLMConfig's (fte.llm).
     llm_request_deadline_s: Seconds = _LLM_DEFAULTS.request_deadline_s
     llm_attempt_deadline_s: Seconds = _LLM_DEFAULTS.attempt_deadline_s
@@ -204,6 +209,12 @@ class FteSettings(BaseSettings):
                 if secret is not None
             ),
             *url_credentials(self.openai_base_url),
+            *(
+                credential
+                for url in (self.state_url, self.pubsub_url)
+                if url is not None
+                for credential in url_credentials(url.get_secret_value())
+            ),
         ]
 
 
