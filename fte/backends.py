@@ -86,17 +86,19 @@ def render(
     pubsub_url: str | None,
     tracing_endpoint: str | None = None,
 ) -> Backends:
-    """Write the components for these URLs into `target` (replacing what was there)."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    """Write the components for these URLs into `target` (replacing what was there).
+
+    Everything is worked out before anything is written: a bad URL leaves the previous
+    components as they were.
+    """
+    files: dict[str, str] = {}
     env: dict[str, str] = {}
     local = package_path("components", "local")
     needs_secrets = False
 
     state_kind = "sqlite"
     if state_url is None:
-        shutil.copy(local / "statestore.yaml", target / "statestore.yaml")
+        files["statestore.yaml"] = (local / "statestore.yaml").read_text()
     else:
         url = urllib.parse.urlsplit(state_url)
         if url.scheme in _POSTGRES_SCHEMES:
@@ -128,11 +130,11 @@ def render(
             raise UsageError(
                 f"--state must be a postgres:// or redis:// URL, got a {url.scheme or 'plain'} one"
             )
-        (target / "statestore.yaml").write_text(text)
+        files["statestore.yaml"] = text
 
     pubsub_kind = "in-memory"
     if pubsub_url is None:
-        shutil.copy(local / "pubsub.yaml", target / "pubsub.yaml")
+        files["pubsub.yaml"] = (local / "pubsub.yaml").read_text()
     else:
         url = urllib.parse.urlsplit(pubsub_url)
         if url.scheme not in _REDIS_SCHEMES:
@@ -142,10 +144,10 @@ def render(
         if password:
             env[f"{SECRET_PREFIX}REDIS_PUBSUB_PASSWORD"] = password
             needs_secrets = True
-        (target / "pubsub.yaml").write_text(_component("pubsub", "pubsub.redis", "v1", metadata))
+        files["pubsub.yaml"] = _component("pubsub", "pubsub.redis", "v1", metadata)
 
     if needs_secrets:
-        (target / "secretstore.yaml").write_text(
+        files["secretstore.yaml"] = (
             _component(SECRET_STORE, "secretstores.local.env", "v1", [
                 {"name": "prefix", "value": SECRET_PREFIX}
             ])
@@ -173,5 +175,10 @@ def render(
                 "protocol": "grpc",
             },
         }
-    (target / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    files["config.yaml"] = yaml.safe_dump(config, sort_keys=False)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, text in files.items():
+        (target / name).write_text(text)
     return Backends(target, state_kind, pubsub_kind, env)

@@ -327,7 +327,7 @@ def _cmd_sidecar(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    if args.replicas is not None or args.state or args.pubsub:
+    if args.replicas is not None or args.settings.state_url or args.settings.pubsub_url:
         from fte.replicas import cmd_up
 
         return cmd_up(args, say=_say)
@@ -931,6 +931,8 @@ def _settings(args: argparse.Namespace) -> FteSettings:
         "depth": getattr(args, "depth", None),
         "budget_usd": getattr(args, "budget_usd", None),
         "max_tokens": getattr(args, "max_tokens", None),
+        "state_url": getattr(args, "state", None),
+        "pubsub_url": getattr(args, "pubsub", None),
     }
     return load_settings(flags)
 

@@ -34,7 +34,7 @@ from typing import IO
 import structlog
 
 from fte import api_tokens, locks
-from fte.backends import Backends
+from fte.backends import SECRET_PREFIX, Backends
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_stack import (
     APP_ID,
@@ -198,7 +198,12 @@ class ReplicaSet:
             "DAPR_API_TOKEN": token,
             "FTE_DATA_DIR": str(home),
         }
-        env.pop("DAPR_GRPC_ENDPOINT", None)
+        # Workers need no database credentials: those are daprd's alone.
+        for name in [*env]:
+            if name in ("DAPR_GRPC_ENDPOINT", "FTE_STATE_URL", "FTE_PUBSUB_URL") or name.startswith(
+                SECRET_PREFIX
+            ):
+                del env[name]
         argv = [sys.executable, "-m", "fte", "worker", *(["--offline"] if self.offline else [])]
         return self._spawn(f"worker-{replica.index}", argv, env)
 
@@ -424,20 +429,23 @@ def cmd_up(args: argparse.Namespace, *, say: Callable[[str], None]) -> int:
     """`fte up --replicas N --state URL [--pubsub URL] [--offline]`."""
     from fte.backends import render
 
+    settings = args.settings
+    state = settings.state_url.get_secret_value() if settings.state_url else None
+    pubsub = settings.pubsub_url.get_secret_value() if settings.pubsub_url else None
     replicas = 1 if args.replicas is None else args.replicas
     if not 1 <= replicas <= MAX_REPLICAS:
         raise UsageError(f"--replicas must be 1-{MAX_REPLICAS}, got {replicas}")
-    if replicas > 1 and not args.state:
+    if replicas > 1 and not state:
         raise UsageError(
-            "--replicas needs a state store every replica shares: --state postgres://... or "
-            "--state redis://... (the embedded SQLite file is for one sidecar)"
+            "--replicas needs a state store every replica shares: --state (or FTE_STATE_URL) "
+            "postgres://... or redis://... (the embedded SQLite file is for one sidecar)"
         )
     data_dir = Path(args.settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     backends = render(
         data_dir / "components",
-        state_url=args.state,
-        pubsub_url=args.pubsub,
+        state_url=state,
+        pubsub_url=pubsub,
         # The sidecars trace to the collector the workers export to (fte.tracing), if any.
         tracing_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
