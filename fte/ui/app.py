@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -251,7 +252,16 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
     def home(request: Request) -> Response:
         return RedirectResponse("/runs", status_code=303)
 
+    def unreachable(request: Request, exc: Exception) -> Response:
+        # The sidecar restarting or gone: a page that says so, not a stack trace.
+        return error_page(
+            request,
+            RuntimeSetupError("the Dapr sidecar did not answer; try again in a moment"),
+            503,
+        )
+
     app = Starlette(
+        exception_handlers={grpc.RpcError: unreachable},
         routes=[
             Route("/", home),
             Route("/runs", runs),
@@ -264,7 +274,7 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
             Route("/schedules/{name}/{action}", control_schedule, methods=["POST"]),
             Route("/evals", evals),
             Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
-        ]
+        ],
     )
     app.add_middleware(TokenGate, token=config.token, hosts=config.hosts)
     return app
