@@ -47,7 +47,7 @@ from fte.contracts import (
 )
 from fte.errors import FteError, LLMTransientError
 from fte.llm import ModelRouter
-from fte.report import Report, number_sources, render_markdown
+from fte.report import RefusedPage, Report, number_sources, render_markdown
 from fte.sources import SourceProvider
 
 log = structlog.get_logger(__name__)
@@ -195,10 +195,12 @@ def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
     providers: list[SourceProvider] = []
     if "local" in inp.sources:
         providers.append(deps().corpus(inp.corpus_dir))
+    web_source = None
     if "web" in inp.sources:
         from fte import web
 
-        providers.append(web.activity_web_source(deps().store))
+        web_source = web.activity_web_source(deps().store)
+        providers.append(web_source)
     rankings = []
     for provider in providers:
         best: dict[str, Any] = {}
@@ -215,6 +217,10 @@ def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
 
         # The corpus's and the web pages' BM25 scores are on different scales; ranks are not.
         ranked = fuse(rankings, limit=inp.limit)
+    if web_source is not None and web_source.refusals and inp.task_id:
+        deps().store.add_web_refusals(
+            inp.task_id, {refusal.url: refusal.reason for refusal in web_source.refusals}
+        )
     return SearchResult(passages=ranked, retrieved_at=_now()).model_dump(mode="json")
 
 
@@ -252,6 +258,10 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         rounds=inp.rounds,
         remaining_gaps=inp.remaining_gaps,
         spend=inp.spend,
+        refused_pages=[
+            RefusedPage(url=url, reason=reason)
+            for url, reason in sorted(deps().store.web_refusals(inp.task_id).items())
+        ],
     )
     if inp.compare_with is not None:
         report.changes = _changes_since(inp.compare_with, report)

@@ -84,6 +84,15 @@ def notices_key(task_id: str) -> str:
     return f"{NOTICES_PREFIX}:{task_id}"
 
 
+# Web pages a run's searches refused to fetch (URL -> reason), for its report's appendix;
+# written by search activities as they go, so it needs no change to the workflows' data.
+WEB_REFUSALS_PREFIX = "webrefusals"
+
+
+def web_refusals_key(task_id: str) -> str:
+    return f"{WEB_REFUSALS_PREFIX}:{task_id}"
+
+
 def run_artifact_stages(sub_question_ids: Sequence[str]) -> list[list[str]]:
     """Every artifact a run can write, grouped by stage, in the order the pipeline writes them."""
     return [
@@ -170,6 +179,20 @@ class ArtifactStore:
     def delete_notices(self, task_id: str) -> None:
         self._client.delete_state(STORE_NAME, notices_key(task_id))
 
+    def add_web_refusals(self, task_id: str, refused: Mapping[str, str]) -> None:
+        def add(document: dict[str, Any]) -> None:
+            document["refused"].update(refused)
+
+        self.update_index(add, key=web_refusals_key(task_id))
+
+    def web_refusals(self, task_id: str) -> dict[str, str]:
+        data = self._client.get_state(STORE_NAME, web_refusals_key(task_id)).data
+        refused: dict[str, str] = json.loads(data)["refused"] if data else {}
+        return refused
+
+    def delete_web_refusals(self, task_id: str) -> None:
+        self._client.delete_state(STORE_NAME, web_refusals_key(task_id))
+
     def ui_address(self) -> str | None:
         data = self._client.get_state(STORE_NAME, UI_ADDRESS_KEY).data
         return str(json.loads(data)["url"]) if data else None
@@ -192,4 +215,6 @@ class ArtifactStore:
 def _empty_index(key: str) -> dict[str, Any]:
     if key.startswith(f"{NOTICES_PREFIX}:"):
         return {"notices": []}
+    if key.startswith(f"{WEB_REFUSALS_PREFIX}:"):
+        return {"refused": {}}
     return {"schedules": {}} if key == SCHEDULES_KEY else {"runs": {}}

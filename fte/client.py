@@ -173,6 +173,7 @@ class ResearchClient:
         rounds = artifacts.rounds_artifact_names(report.get("rounds", []))
         self.store.delete(task_id, [*artifacts.run_artifact_names(sub_question_ids), *rounds])
         self.store.delete_notices(task_id)
+        self.store.delete_web_refusals(task_id)
         self.store.update_index(lambda index: index["runs"].pop(task_id, None))
 
     def purge_older_than(self, age: timedelta) -> list[str]:

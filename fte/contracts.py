@@ -442,6 +442,7 @@ class SearchInput(Contract):
     limit: int
     sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)
 
+    task_id: str = Field(default="", description="The run searching: its web refusals go there.")
 
 class SearchResult(Contract):
     passages: list[Passage]

@@ -45,6 +45,13 @@ class NumberedSource(Contract):
     )
 
 
+class RefusedPage(Contract):
+    """A web page a search found but did not fetch (fte.web.SafeFetcher's reason)."""
+
+    url: str
+    reason: str
+
+
 class Report(Contract):
     task_id: str
     query: str
@@ -75,6 +82,9 @@ class Report(Contract):
     )
     spend: Spend | None = Field(
         default=None, description="Spend against the run's budget (runs with a budget only)."
+    )
+    refused_pages: list[RefusedPage] = Field(
+        default_factory=list, description="Web pages the searches would not fetch, and why."
     )
 
 
@@ -213,6 +223,9 @@ def render_markdown(report: Report) -> str:
     if uncited:
         lines += ["", "Also retrieved, not cited:", ""]
         lines += [f"- {md(s.title)} — {_code(s.location)}" for s in uncited]
+    if report.refused_pages:
+        lines += ["", "Web pages not fetched:", ""]
+        lines += [f"- {_code(p.url)} — {md(p.reason)}" for p in report.refused_pages]
     i = report.integrity
     lines += [
         "",

@@ -52,6 +52,7 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
                     # first pass had, after the passages it already holds.
                     limit=inp.candidates + len(inp.exclude_passage_ids),
                     sources=inp.sources,
+                    task_id=inp.task_id,
                 ),
                 retry_policy=IO_RETRY,
             )

@@ -312,7 +312,8 @@ class SafeFetcher:
             raise FetchRefused(url, f"{host} resolves to no address", about_host=True)
         for address in addresses:
             if (reason := address_refusal(address)) is not None:
-                raise FetchRefused(url, f"{host} resolves to {reason}", about_host=True)
+                said = reason if _is_ip(host) else f"{host} resolves to {reason}"
+                raise FetchRefused(url, said, about_host=True)
         return addresses[0]
 
     def _host(self, host: str) -> _Host:

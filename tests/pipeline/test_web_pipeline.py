@@ -82,3 +82,15 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
     with sqlite3.connect(embedded_stack.data_dir / "state.db") as db:
         cached = db.execute("SELECT count(*) FROM state WHERE key LIKE '%webpage:%'").fetchone()
     assert cached[0] >= len(PAGES)
+    # The refused address is named, with its reason, in the report's appendix.
+    assert report["refused_pages"] == [
+        {
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "reason": "169.254.169.254 is a link-local address (cloud metadata lives there)",
+        }
+    ]
+    assert "Web pages not fetched:" in report["markdown"]
+    assert (
+        "`http://169.254.169.254/latest/meta-data/` — 169.254.169.254 is a link-local"
+        in (report["markdown"])
+    )
