@@ -204,7 +204,7 @@ def gap_round(run: Run, research: Research, number: int) -> Flow:
         report.state, report.note = "done", "new sources not analysed: budget"
         return False
 
-    added = yield from analyse_and_check(run, research, looked, new_sources, number)
+    added = yield from analyse_and_check(run, research, report, new_sources)
     report.claims_added = [c.claim.id for c in added]
     report.supported_added = sum(c.verdict == "supported" for c in added)
     report.state = "done"
@@ -286,10 +286,12 @@ def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list
 
 
 def analyse_and_check(
-    run: Run, research: Research, gaps: list[Gap], new_sources: list[Source], number: int
+    run: Run, research: Research, report: RoundReport, new_sources: list[Source]
 ) -> Flow:
     """Claims from the new sources only, fact-checked; returns them, already merged."""
+    gaps, number = report.looked_for, report.round
     quoted = [QuotedSource.of(s) for s in new_sources]
+    report.state = "analysing"
     run.progress.enter("analysing")
     notes = artifacts.round_artifact(artifacts.NOTES, number)
     run.round_artifacts.append([notes])
@@ -325,6 +327,7 @@ def analyse_and_check(
     run.progress.state.claims = offset + len(claims)
     refresh_spend(run)
 
+    report.state = "fact_checking"
     run.progress.enter("fact_checking")
     checked_name = artifacts.round_artifact(artifacts.CLAIMS, number)
     run.round_artifacts.append([checked_name])

@@ -312,6 +312,7 @@ def test_cancel_during_a_round_deletes_every_rounds_artifacts() -> None:
     h.run_until_blocked(held)
     assert [c.instance_id for c in h.pending if isinstance(c, Child)] == ["r1.fact_checker.round1"]
     assert progress(h).stage == "fact_checking" and progress(h).round == 1
+    assert progress(h).rounds[0].state == "fact_checking"
 
     h.raise_event(names.CANCEL_EVENT, {"reason": "enough"}).step()
     h.run_until_blocked(held)
