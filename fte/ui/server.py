@@ -112,7 +112,9 @@ def run_ui(
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         )
-        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        # SIGTERM and Ctrl-C are the ways to stop it: both end it cleanly (exit 0), like serve.
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, lambda *_: setattr(server, "should_exit", True))
         say(f"fte ui: serving {endpoint.description}; Ctrl-C stops it. Open:")
         show_url(f"{url}/runs?token={token}")
         try:
@@ -120,3 +122,4 @@ def run_ui(
         finally:
             with contextlib.suppress(Exception):
                 client.store.set_ui_address(None)
+    say("fte ui: stopped")

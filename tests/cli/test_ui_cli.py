@@ -73,7 +73,7 @@ def test_ui_answers_a_detached_run_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert ui.proc.wait(timeout=60) == 0, ui.log()
     finally:
         ui.stop()
-    assert "Traceback" not in ui.log()
+    assert "fte ui: stopped" in ui.log() and "Traceback" not in ui.log()
     # The token is a secret: no log of the data directory (worker, JSON log, Dapr) holds it.
     logs = list((data / "logs").iterdir())
     assert logs
@@ -86,8 +86,11 @@ def test_ui_on_all_interfaces_warns(tmp_path: Path) -> None:
     try:
         assert "WARNING: --host 0.0.0.0 serves the console to every network" in ui.log()
         assert base.startswith("http://127.0.0.1:")
+        ui.proc.send_signal(signal.SIGINT)  # Ctrl-C is the ordinary way to stop it
+        assert ui.proc.wait(timeout=60) == 0, ui.log()
     finally:
         ui.stop()
+    assert "fte ui: stopped" in ui.log() and "Traceback" not in ui.log()
 
 
 @pytest.mark.parametrize(
