@@ -29,6 +29,7 @@ from fte.contracts import (
     ModelEndpoint,
     ModelPrice,
     RunConfig,
+    SourceKind,
 )
 from fte.errors import UsageError
 from fte.llm import LLMConfig, without_credentials
@@ -98,6 +99,16 @@ def validate_corpus(corpus: Path) -> Path:
     return root
 
 
+def validate_sources(sources: list[SourceKind]) -> list[SourceKind]:
+    """Web research needs a search API configured: say so before the run, not in its search."""
+    if "web" in sources:
+        from fte.web import search_api_from_env
+
+        with httpx.Client() as client:  # only to build the API object; nothing is sent
+            search_api_from_env(client)
+    return list(sources)
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     config: LLMConfig
@@ -142,7 +153,7 @@ def build_config(
         approval_reminder_interval_s=settings.approval_reminder_interval_s,
         progress_checkin_interval_s=settings.progress_checkin_interval_s,
         citation_policy=settings.citation_policy,
-        sources=list(settings.sources),
+        sources=validate_sources(settings.sources),
         depth=settings.depth,
         budget=run_budget(settings, choice.models),
     )

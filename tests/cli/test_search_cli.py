@@ -79,3 +79,22 @@ def test_bad_search_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("fte: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_web_research_without_a_search_api_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TAVILY_API_KEY", "BRAVE_API_KEY", "FTE_SEARXNG_URL", "FTE_WEB_SEARCH"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    code = main(
+        ["research", "how do timers work", "--sources", "local,web", "--data-dir", str(data)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "fte: error: web search needs one search API: "
+        "set TAVILY_API_KEY, BRAVE_API_KEY or FTE_SEARXNG_URL"
+    )
+    # Checked before the runtime starts: the data directory holds the corpus index and logs only.
+    assert sorted(p.name for p in data.iterdir()) == ["index", "logs"]
