@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     research.add_argument("query", help="the research question")
     research.add_argument(
-        "--corpus", type=Path, help="folder of .md/.txt/.html (default: examples/corpus)"
+        "--corpus", type=Path, help="folder of .md/.txt/.html/.pdf (default: examples/corpus)"
     )
     research.add_argument(
         "--sources", help="where to search, comma-separated: local, web (default: local)"
@@ -274,7 +274,7 @@ def _add_schedule_parsers(commands: argparse._SubParsersAction[argparse.Argument
     cadence.add_argument("--every", help="interval: 90s, 30m, 6h, 1d, 1h30m (epoch-aligned)")
     cadence.add_argument("--cron", help='cron expression, e.g. "0 7 * * MON"')
     add.add_argument("--tz", default="UTC", help="IANA time zone of --cron and local times")
-    add.add_argument("--corpus", type=Path, help="folder of .md/.txt/.html")
+    add.add_argument("--corpus", type=Path, help="folder of .md/.txt/.html/.pdf")
     add.add_argument("--start-at", help="ISO-8601; no fire before (local to --tz if no offset)")
     add.add_argument("--end-at", help="ISO-8601; no fire after")
     add.add_argument("--overlap", choices=OVERLAP_POLICIES, default="skip")

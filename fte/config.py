@@ -83,7 +83,7 @@ class FteSettings(BaseSettings):
     out_dir: Path = Path("reports")
     """Folder the Markdown and JSON reports are written to."""
     corpus: Path = Path("examples/corpus")
-    """Folder of .md/.txt/.html documents the source finder searches."""
+    """Folder of .md/.txt/.html/.pdf documents the source finder searches."""
     model: str = DEFAULT_MODEL
     """Model name for every agent without an override of its own."""
     model_planner: str | None = None
