@@ -26,7 +26,6 @@ from fte.serving import ensure_worker, worker_needed
 from fte.ui.app import ConsoleConfig, create_app
 from fte.ui.security import allowed_hosts, new_token
 
-DEFAULT_PORT = 8765
 _ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
@@ -120,6 +119,8 @@ def run_ui(
         try:
             server.run(sockets=[sock])
         finally:
+            # Another console started on this data directory since owns the address now.
             with contextlib.suppress(Exception):
-                client.store.set_ui_address(None)
+                if client.store.ui_address() == url:
+                    client.store.set_ui_address(None)
     say("fte ui: stopped")
