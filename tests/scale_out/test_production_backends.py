@@ -125,6 +125,11 @@ def test_pipeline_with_postgresql_as_actor_state_store(
     assert any("history" in k for k in keys), keys[:5]
     artifact = artifacts.artifact_key(task_id, "report")
     assert any(k.endswith(artifact) for k in keys), keys[:5]
+    # The DSN's password went to daprd's environment only: no file of the data directory
+    # (Component files, logs, records) holds it.
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert postgres.password.encode() not in path.read_bytes(), path
 
 
 def test_pipeline_with_redis_as_actor_state_store(

