@@ -107,6 +107,9 @@ class FteSettings(BaseSettings):
     llm_attempt_deadline_s: Seconds = _LLM_DEFAULTS.attempt_deadline_s
     llm_max_retry_after_s: Seconds = _LLM_DEFAULTS.max_retry_after_s
     llm_max_response_bytes: ByteCount = _LLM_DEFAULTS.max_response_bytes
+    llm_max_concurrent_requests: int = Field(
+        default=_LLM_DEFAULTS.max_concurrent_requests, gt=0, le=1024
+    )
     approval_timeout_s: float = Field(default=3600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
     approval_reminder_interval_s: float = Field(
         default=600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False

@@ -15,6 +15,7 @@ visible in workflow history. Permanent failures surface after a single HTTP atte
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, ca
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
-import openai
 import structlog
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
@@ -44,9 +42,18 @@ from fte.errors import (
     LLMTransientError,
     ModelUnavailableError,
 )
+from fte.lazy import lazy_import
 
 if TYPE_CHECKING:
     import httpx2
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
+else:
+    # The openai package takes longer to import than the rest of the CLI together, and
+    # settings, prompts and the offline model need none of it: loaded on first use
+    # (LLMClient's constructor, before any activity thread can race to it).
+    openai = lazy_import("openai")
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -86,6 +93,11 @@ class LLMConfig(BaseModel):
     attempt at once, and the workflow's retry policy decides what happens next."""
     max_response_bytes: ByteCount = 1_000_000
     """Largest answer accepted. Agent results travel in gRPC messages of at most 4 MB."""
+    max_concurrent_requests: Annotated[int, Field(gt=0, le=1024)] = 16
+    """Most requests one worker has in flight to the model server at once. Providers
+    rate-limit by concurrency and tokens per minute; a run fans out one source finder per
+    sub-question, and several runs may share a worker. Further calls wait their turn, and
+    the wait counts against the attempt deadline."""
 
 
 # The LLMConfig fields that are also user settings, as `llm_<name>` / `FTE_LLM_<NAME>`.
@@ -94,6 +106,7 @@ LIMIT_FIELDS = (
     "attempt_deadline_s",
     "max_retry_after_s",
     "max_response_bytes",
+    "max_concurrent_requests",
 )
 
 
@@ -286,6 +299,9 @@ class LLMClient:
                 timeout=config.timeout_s, limits=httpx.Limits(max_keepalive_connections=0)
             )
         http_limits.install(http_client)
+        # Shared by every activity thread of this worker: at most this many requests on
+        # the wire, whatever the fan-out (`max_concurrent_requests`).
+        self._slots = threading.BoundedSemaphore(config.max_concurrent_requests)
         self._api_key = config.api_key.get_secret_value() if config.api_key else None
         # What a server may echo back and our messages must not repeat.
         self._secrets = [s for s in (self._api_key, *url_credentials(config.base_url)) if s]
@@ -415,6 +431,16 @@ class LLMClient:
         def send() -> ChatCompletion:
             nonlocal attempts, deadline_hit
             attempts += 1
+            if not self._slots.acquire(timeout=max(ends_at - time.monotonic(), 0.0)):
+                deadline_hit = "attempt_deadline_s"
+                raise http_limits.DeadlineExceeded(config.attempt_deadline_s)
+            try:
+                return send_in_slot()
+            finally:
+                self._slots.release()
+
+        def send_in_slot() -> ChatCompletion:
+            nonlocal deadline_hit
             left = ends_at - time.monotonic()
             if config.request_deadline_s <= left:
                 seconds, deadline_hit = config.request_deadline_s, "request_deadline_s"

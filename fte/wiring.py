@@ -20,7 +20,7 @@ from fte.schedule import activities as schedule_activities
 from fte.schedule import workflow as schedule_workflow
 from fte.sources import cached_corpus
 from fte.specialists import source_finder_workflow, specialist_workflow
-from fte.worker import Registrar, Registry, WorkflowWorker
+from fte.worker import DEFAULT_ACTIVITY_THREADS, Registrar, Registry, WorkflowWorker
 
 
 def register(
@@ -87,6 +87,9 @@ def research_worker(
             port=endpoint.grpc_port,
             register=registrar,
             max_concurrent_activities=max_concurrent_activities,
+            # Every model call in flight holds a thread while it waits, and storage and
+            # search activities must still find one free.
+            threads=max(DEFAULT_ACTIVITY_THREADS, 2 * llm_config.max_concurrent_requests),
             api_token=endpoint.api_token,
         ) as worker:
             yield worker

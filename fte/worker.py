@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,13 @@ MAX_ACTIVITY_RESULT_BYTES = 1024 * 1024
 
 # After the last activity returns, the SDK still sends its result on the channel.
 _RESPONSE_GRACE_S = 0.3
+
+# Plain-function activities run on the SDK's thread pool, `cpu_count + 4` threads unless
+# told: on 2 cores six activities at a time, so eight parallel model calls went in two
+# waves. Our activities mostly wait (model servers, the sidecar), so the pool is sized for
+# waiting, not for cores; a thread that waits costs a stack and no CPU. How many model
+# calls may actually be in flight is capped separately (`LLMConfig.max_concurrent_requests`).
+DEFAULT_ACTIVITY_THREADS = 64
 
 
 class _InFlight:
@@ -134,7 +142,25 @@ class Registry:
                 )
 
     def activity(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register `fn` as activity `name`; an `async def` stays a coroutine function.
+
+        The SDK awaits a coroutine activity on its event loop, holding no thread while it
+        waits; a plain function runs on the worker's thread pool (`threads`). The wrapper
+        must keep that shape, or an async activity would be run on a thread and return an
+        un-awaited coroutine.
+        """
         in_flight = self._in_flight
+        if inspect.iscoroutinefunction(fn):
+
+            async def registered_async(ctx: Any, inp: Any = None) -> Any:
+                with in_flight:
+                    result = await fn(ctx, inp)
+                    _check_result_size(name, ctx, result)
+                    return result
+
+            registered_async.__name__ = name
+            self._runtime.register_activity(registered_async, name=name)
+            return
 
         def registered(ctx: Any, inp: Any = None) -> Any:
             with in_flight:
@@ -188,6 +214,7 @@ class WorkflowWorker:
         ready_timeout_s: float = 30.0,
         drain_timeout_s: float = 15.0,
         max_concurrent_activities: int | None = None,
+        threads: int = DEFAULT_ACTIVITY_THREADS,
         api_token: str | None = None,
     ) -> None:
         with sdk_token(api_token):
@@ -199,6 +226,7 @@ class WorkflowWorker:
                 logger_options=LoggerOptions(log_level="WARNING"),
                 worker_ready_timeout=ready_timeout_s,
                 maximum_concurrent_activity_work_items=max_concurrent_activities,
+                maximum_thread_pool_workers=threads,
             )
         self._in_flight = _InFlight()
         self._drain_timeout_s = drain_timeout_s
