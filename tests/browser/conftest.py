@@ -44,7 +44,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield served
 
 
-@pytest.fixture(scope="session")
+# Module scope: Chromium and its driver are gone once the browser tests are done, instead of
+# holding memory through the rest of the test session.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: make test installs it (apt-get install chromium)")
@@ -52,7 +54,7 @@ def playwright() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = launch_chromium(playwright)
     yield browser
