@@ -41,7 +41,7 @@ INDEX_DIR_ENV = "FTE_INDEX_DIR"
 # How much each field's BM25 counts. Each field has its own length norm, so a word of a
 # short title already scores high; the weights were chosen on the retrieval suite (README,
 # "Sources"): heavier titles or headings pull whole pages of near-misses above the answer.
-FIELD_BOOSTS = {"title_terms": 1.0, "heading_terms": 0.25, "about_terms": 0.5, "body_terms": 1.0}
+FIELD_BOOSTS = {"title_terms": 0.5, "heading_terms": 0.1, "about_terms": 0.5, "body_terms": 1.0}
 _WRITER_HEAP_BYTES = 64 * 1024 * 1024
 
 _configured_dir: Path | None = None

@@ -397,7 +397,17 @@ def _scan(root: Path) -> Scan:
     candidates.sort(key=lambda path: path.relative_to(root).as_posix())
     scan = Scan(files=[], refused=[])
     for path in candidates:
-        reason, status = _refusal(path, root)
+        try:
+            own = path.lstat()
+        except OSError:
+            own = None
+        if own is not None and not stat.S_ISLNK(own.st_mode):
+            # The walk follows no symlinked directory, so a file that is no symlink itself
+            # is inside `root` as named: no need to resolve it (the cost of re-opening a
+            # large corpus is this loop).
+            reason, status = _status_refusal(own), own
+        else:
+            reason, status = _refusal(path, root)
         if reason is None and status is not None:
             scan.files.append((path, status))
         else:
