@@ -307,3 +307,30 @@ def test_a_cached_page_is_revalidated_and_reused_when_unchanged(
     assert again == first and first.text == "Version one."
     assert route.calls.last.request.headers["If-None-Match"] == '"v1"'
     assert route.calls.last.request.headers["If-Modified-Since"] == "x"
+
+
+def test_without_a_crawl_delay_requests_are_spaced_by_our_interval(
+    client: httpx.Client, http_mock: respx.MockRouter
+) -> None:
+    public_site(http_mock)
+    http_mock.get(url__regex=rf"http://{PUBLIC_IP}(:80)?/p\d").respond(
+        200, text="t", headers={"Content-Type": "text/plain"}
+    )
+    now = [100.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    fetch = SafeFetcher(
+        client,
+        resolver=Resolver({"quick.example": [[PUBLIC_IP]]}),
+        politeness_s=1.0,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    fetch.fetch("http://quick.example/p1")
+    now[0] += 0.25  # some work between the two pages
+    fetch.fetch("http://quick.example/p2")
+    assert sleeps == [1.0, 0.75]
