@@ -222,7 +222,10 @@ def locked(directory: Path, *, shared: bool) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
+def read_manifest(directory: Path, *, require: Path | None = None) -> dict[str, Any]:
+    """The files the index holds; none if the index itself (`require`) is gone."""
+    if require is not None and not (require / "meta.json").is_file():
+        return {"files": {}}
     try:
         manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
     except (OSError, ValueError):

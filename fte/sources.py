@@ -397,10 +397,12 @@ def _scan(root: Path) -> Scan:
     candidates.sort(key=lambda path: path.relative_to(root).as_posix())
     scan = Scan(files=[], refused=[])
     for path in candidates:
+        own: os.stat_result | None
         try:
             own = path.lstat()
         except OSError:
             own = None
+        status: os.stat_result | None
         if own is not None and not stat.S_ISLNK(own.st_mode):
             # The walk follows no symlinked directory, so a file that is no symlink itself
             # is inside `root` as named: no need to resolve it (the cost of re-opening a
@@ -590,13 +592,13 @@ class LocalCorpus:
             for path, status in scan.files
         }
         with corpus_index.locked(directory, shared=True):
-            manifest = corpus_index.read_manifest(directory)
+            manifest = corpus_index.read_manifest(directory, require=directory / "tantivy")
             if _up_to_date(manifest, wanted):
                 index = PassageIndex(directory / "tantivy")
         if not _up_to_date(manifest, wanted):
             with corpus_index.locked(directory, shared=False):
+                manifest = _update(directory, root, wanted, chunk_chars, overlap_chars)
                 index = PassageIndex(directory / "tantivy")
-                manifest = _update(index, directory, root, wanted, chunk_chars, overlap_chars)
         refused = list(scan.refused) + [
             RefusedFile(root / relative, entry[2])
             for relative, entry in manifest["files"].items()
@@ -650,7 +652,6 @@ def _up_to_date(manifest: Mapping[str, object], wanted: Mapping[str, list[int]])
 
 
 def _update(
-    index: PassageIndex,
     directory: Path,
     root: Path,
     wanted: Mapping[str, list[int]],
@@ -658,7 +659,8 @@ def _update(
     overlap_chars: int,
 ) -> dict[str, Any]:
     """Re-read the new and changed files, drop the removed ones; commit, then the manifest."""
-    manifest = corpus_index.read_manifest(directory)  # another writer may have done it
+    # Read again under the writer's lock: another process may have done the update.
+    manifest = corpus_index.read_manifest(directory, require=directory / "tantivy")
     files: dict[str, list[Any]] = {
         relative: entry
         for relative, entry in manifest.get("files", {}).items()
@@ -668,6 +670,7 @@ def _update(
     changed = [relative for relative in wanted if relative not in files]
     if not gone and not changed:
         return manifest
+    index = PassageIndex(directory / "tantivy")
     with index.writing() as writer:
         for relative in gone:
             writer.remove(relative)

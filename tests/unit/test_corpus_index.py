@@ -4,6 +4,7 @@ re-opening without reading, one writer at a time, and bad input that loses nothi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -194,3 +195,11 @@ def test_a_bad_file_fails_the_update_and_keeps_the_index(tmp_path: Path, index_d
         LocalCorpus.load(tmp_path, index_dir=index_dir)
     bad.unlink()
     assert LocalCorpus.load(tmp_path, index_dir=index_dir).passages == before
+
+
+def test_a_deleted_index_is_rebuilt_from_the_files(tmp_path: Path, index_dir: Path) -> None:
+    write(tmp_path / "docs", "a.md", "# A\n\nAlpha timers.")
+    first = LocalCorpus.load(tmp_path / "docs", index_dir=index_dir)
+    (location,) = index_dir.iterdir()
+    shutil.rmtree(location / "tantivy")
+    assert LocalCorpus.load(tmp_path / "docs", index_dir=index_dir).passages == first.passages
