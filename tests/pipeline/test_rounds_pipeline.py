@@ -150,7 +150,9 @@ def test_two_rounds_find_check_and_report_what_the_first_pass_missed(
 def test_budget_ends_the_research_and_the_run_completes_with_a_report(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
-    llm = install(mock_llm, scripted(usage=lambda agent, prompt, content: CALL_TOKENS))
+    llm = scripted()
+    llm.usage = lambda agent, prompt, content: CALL_TOKENS
+    install(mock_llm, llm)
     per_call = sum(CALL_TOKENS)
     # First pass: planner, 4 x (queries + relevance), analyst, fact checker = 11 calls.
     # Round 1 fits its reviewer, then its one gap's search, analysis, fact check and the

@@ -132,16 +132,10 @@ def default_writer(inputs: writer.WriterInput) -> Any:
 
 
 class ScriptedLLM:
-    def __init__(
-        self,
-        sub_questions: list[str],
-        *,
-        usage: UsageFn = words_used,
-        **overrides: Handler | list[Any],
-    ) -> None:
+    def __init__(self, sub_questions: list[str], **overrides: Handler | list[Any]) -> None:
         """`overrides` maps an agent name to a handler, or to a list of replies
-        or handlers consumed one per call (the last one repeats); `usage` says what
-        each reply reports it cost (budget tests fix it per call)."""
+        or handlers consumed one per call (the last one repeats). `usage` says what
+        each reply reports it cost: words by default; budget tests fix it per call."""
         self.handlers: dict[str, Handler | list[Any]] = {
             PLANNER: default_planner(sub_questions),
             QUERIES: default_queries,
@@ -152,7 +146,7 @@ class ScriptedLLM:
             REVIEWER: default_reviewer,
         }
         self.handlers.update(overrides)
-        self.usage = usage
+        self.usage: UsageFn = words_used
         self.calls: Counter[str] = Counter()
         self.statuses: dict[str, list[int]] = {agent: [] for agent in ALL_AGENTS}
         self.prompts: dict[str, list[str]] = {agent: [] for agent in ALL_AGENTS}
