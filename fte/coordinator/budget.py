@@ -9,7 +9,11 @@ first analyst call is not guessed cheaper than the planner's.
 Before each fan-out and each round the coordinator asks `fits()` for the step plus the
 steps the report cannot do without (analysis and fact check of what a round finds, the
 writer), so stopping early always leaves enough to write the report. The budget is then
-exceeded only when a step costs more than its estimate: by at most that one step.
+passed only when the steps after the last check cost more than their estimates, and by that
+difference: never when calls cost what earlier calls of the same agent cost, by at most one
+dear step otherwise (tests/orchestration/test_rounds.py). The first pass's analyst, fact
+checker and writer are estimated before its fan-out, from the planner's and nothing else:
+their first calls are the estimates most likely to be low.
 """
 
 from __future__ import annotations
