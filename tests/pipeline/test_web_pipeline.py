@@ -69,7 +69,8 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
         depth=0,
     )
     task_id = f"t-{uuid.uuid4().hex[:10]}"
-    snap = research.start(config, task_id) and research.wait(task_id, timeout_s=120)
+    research.start(config, task_id)
+    snap = research.wait(task_id, timeout_s=120)
     assert snap.end_state == "completed", (snap.failure, snap.progress)
 
     report = research.report(task_id)
