@@ -29,7 +29,9 @@ from tests.support.scripted_llm import (
     RELEVANCE,
     REVIEWER,
     WRITER,
+    Reply,
     ScriptedLLM,
+    default_fact_check,
     first_sentence,
 )
 
@@ -243,3 +245,24 @@ def test_sigkill_during_round_two_resumes_there_without_redoing_round_one(
         "done",
         "done",
     ]
+
+
+def test_a_failure_in_a_round_fails_the_run_and_deletes_every_rounds_artifacts(
+    research: ResearchClient,
+    mock_llm: respx.MockRouter,
+    corpus: Path,
+    embedded_stack: EmbeddedStack,
+) -> None:
+    unauthorized = Reply(401, {"error": {"message": "key revoked", "type": "invalid_request"}})
+    # The first pass's fact check and round 1's pass; round 2's is refused for good.
+    llm = install(
+        mock_llm, scripted(**{FACT_CHECK: [default_fact_check, default_fact_check, unauthorized]})
+    )
+    task_id = research.start(config(corpus, depth=2), _task_id())
+    snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
+
+    assert snap.end_state == "failed"
+    assert snap.progress is not None and snap.progress.round == 2
+    assert (snap.progress.reason or "").startswith("fact_checking: ")
+    assert llm.calls[FACT_CHECK] == 3 and llm.calls[WRITER] == 0
+    assert stored_artifact_keys(embedded_stack, task_id) == []
