@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.support.console import CHROMIUM, Console, launch_chromium, serve_console
 
@@ -24,6 +31,10 @@ CORPUS = {
     "approvals.md": "# Approval gates\n\nApproval gates wait for people by pausing the workflow "
     "on an external event.\n\nA reminder timer nudges the approver while the gate waits.\n",
 }
+# Pages follow the engine by polling; on a loaded machine an activity (a notice, a stage)
+# can take longer than Playwright's default 5 s to show, so expectations wait longer.
+expect.set_options(timeout=30_000)
+
 # A source whose text is markup: the console must show it as text and run none of it.
 HOSTILE = (
     "# Durable timer scripts <script>window.__pwned = 1</script>\n\n"
