@@ -46,13 +46,16 @@ def test_ui_answers_a_detached_run_and_stops_on_sigterm(tmp_path: Path) -> None:
             )  # fmt: skip
             assert started.returncode == 0, started.stderr
 
-            def waiting() -> bool:
-                return "awaiting approval" in http.get("/runs/ui-gated").text
+            link = f"Answer it at {base}/runs/ui-gated"
 
-            wait_for(waiting, "the run to wait at the gate", 120)
+            def waiting() -> bool:
+                # The approval request sent while the console runs links to this page (the
+                # notice may land a moment after the stage changes).
+                page = http.get("/runs/ui-gated").text
+                return "awaiting approval" in page and link in page
+
+            wait_for(waiting, "the run to wait at the gate with its linked notice", 120)
             page = http.get("/runs/ui-gated").text
-            # The approval request sent while the console runs links to this page.
-            assert f"Answer it at {base}/runs/ui-gated" in page
             csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
             assert csrf is not None
             answered = http.post("/runs/ui-gated/approve", data={"csrf": csrf[1]})
