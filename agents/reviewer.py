@@ -10,8 +10,9 @@ finder can take as a sub-question in the next round:
 
 The first two kinds are facts the code knows from the verdicts, so the rules add any the
 model left out: a model can add follow-ups and phrase the questions better, never hide an
-unanswered sub-question. A question already searched (the plan's or an earlier round's, with
-the same words) is dropped, so a round never repeats a search it has done.
+unanswered sub-question. A follow-up or a doubtful claim already searched in an earlier round
+(same words) is dropped; an unanswered sub-question is asked again each round, because each
+round looks past every passage the run has, so the same words reach passages not read yet.
 """
 
 from __future__ import annotations
@@ -143,12 +144,16 @@ def rules(inputs: ReviewInput, output: ReviewOutput) -> Review:
             proposed.append(gap)
 
     searched = {_key(text) for text in inputs.searched}
+    this_round: set[str] = set()
     kept: list[ProposedGap] = []
     for gap in sorted(proposed, key=lambda g: PRIORITY.index(g.kind)):  # stable: order kept
         question = collapse(gap.question)[:MAX_QUERY_CHARS]
-        if not question or _key(question) in searched:
+        # An unanswered sub-question is asked again each round: each round looks past every
+        # passage the run has, so the same words find new ones. Anything else is searched once.
+        repeat = _key(question) in searched and gap.kind != "unanswered"
+        if not question or repeat or _key(question) in this_round:
             continue
-        searched.add(_key(question))
+        this_round.add(_key(question))
         kept.append(gap.model_copy(update={"question": question}))
     return Review(
         gaps=[

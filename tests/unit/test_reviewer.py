@@ -73,17 +73,32 @@ def test_the_model_phrases_gaps_and_adds_follow_ups_but_cannot_drop_one() -> Non
     ]
 
 
-def test_made_up_ids_are_dropped_and_blank_or_searched_questions_skipped() -> None:
+def test_made_up_ids_are_dropped_and_blank_questions_skipped() -> None:
     invented = ProposedGap(
         kind="follow_up", question="  What   about  noise?  ", sub_question_id="q9", claim_id="C9"
     )
     blank = ProposedGap(kind="follow_up", question="   ")
-    inputs = review_input(searched=["how does defrosting affect heat pump output"])
-    assert gaps(inputs, invented, blank) == [
-        ("g2.1", "unanswered", QUESTIONS[2].text, "q3", None),
-        ("g2.2", "contradicted", "Defrosting halves output.", "q2", "C2"),
+    assert gaps(review_input(), invented, blank)[-1] == (
+        "g2.5",
+        "follow_up",
+        "What about noise?",
+        None,
+        None,
+    )
+
+
+def test_searched_follow_ups_and_claims_are_dropped_unanswered_questions_asked_again() -> None:
+    again = ProposedGap(kind="follow_up", question="What about noise?")
+    searched = [
+        "how does defrosting affect heat pump output",  # q2, still unanswered
+        "Defrosting halves output.",  # C2's question
+        "What about noise?",
+    ]
+    assert gaps(review_input(searched=searched), again) == [
+        # Each round looks past every passage the run has: the same words find new ones.
+        ("g2.1", "unanswered", QUESTIONS[1].text, "q2", None),
+        ("g2.2", "unanswered", QUESTIONS[2].text, "q3", None),
         ("g2.3", "unverifiable", "Heat pumps run at 40 dB.", "q3", "C3"),
-        ("g2.4", "follow_up", "What about noise?", None, None),
     ]
 
 
