@@ -16,11 +16,14 @@ import grpc
 from dapr.clients import DaprClient
 from dapr.clients.grpc._state import Concurrency, StateOptions
 
+from fte.layout import RUN_INDEX_KEY
+
 STORE_NAME = "statestore"
 KEY_PREFIX = "artifact"
 # The Python SDK cannot list workflow instances, so runs started through fte are
-# recorded in one index document (task ID -> query, corpus, created-at).
-INDEX_KEY = "runs:index"
+# recorded in one index document (task ID -> query, corpus, created-at); its key is in
+# fte.layout, for commands that read it without the runtime (fte.stored_runs).
+INDEX_KEY = RUN_INDEX_KEY
 # Schedules, likewise (name -> instance ID, spec summary, created-at).
 SCHEDULES_KEY = "schedules:index"
 _INDEX_WRITE_ATTEMPTS = 10

@@ -1,4 +1,9 @@
-"""The `fte` command line. `main(argv) -> int` is testable; only `run()` exits."""
+"""The `fte` command line. `main(argv) -> int` is testable; only `run()` exits.
+
+Each command imports what it needs inside its handler: the SDK, grpc, openai and the
+pipeline take about a second to import, which `fte --help` or a status query of nothing
+should not pay. Keep new module-level imports to the standard library and light modules.
+"""
 
 from __future__ import annotations
 
@@ -13,35 +18,19 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import grpc
+from fte import __version__
+from fte.errors import FteError, RuntimeSetupError, UnknownTaskError, UsageError
+from fte.limits import MAX_SCHEDULE_NAME, MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, OVERLAP_POLICIES
 
-from fte import __version__, progress_view
-from fte.changes import render_markdown as render_changes
-from fte.client import SETTLED_STATES, ResearchClient, Snapshot
-from fte.config import FteSettings, load_settings
-from fte.config import show as show_settings
-from fte.contracts import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, Progress
-from fte.dapr_stack import dapr_runtime
-from fte.errors import FteError, RuntimeSetupError, UsageError
-from fte.logs import configure_logging
-from fte.pricing import estimate_run_cost, format_cost, load_prices
-from fte.research import (
-    build_config,
-    choose_model,
-    report_paths,
-    validate_data_dir,
-    validate_out_dir,
-    validate_run_ref,
-    validate_task_id,
-    write_report,
-)
-from fte.schedule.client import MAX_NAME as MAX_SCHEDULE_NAME
-from fte.schedule.client import ScheduleClient, make_spec
-from fte.schedule.contracts import OVERLAP_POLICIES, ScheduleStatus, format_seconds
-from fte.serving import ensure_worker, worker_claim, worker_needed, worker_needed_by_a_command
-from fte.wiring import research_worker
+if TYPE_CHECKING:
+    from fte.client import ResearchClient, Snapshot
+    from fte.config import FteSettings
+    from fte.contracts import Progress
+    from fte.schedule.client import ScheduleClient
+    from fte.schedule.contracts import ScheduleStatus
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -369,6 +358,8 @@ def _say(message: str) -> None:
 
 
 def _follow_and_finish(client: ResearchClient, task_id: str, args: argparse.Namespace) -> int:
+    from fte import progress_view
+
     try:
         snap = progress_view.show(_announce_gate(client.follow(task_id)), cost=_cost)
     except KeyboardInterrupt:
@@ -394,11 +385,15 @@ def _announce_gate(snapshots: Iterator[Snapshot]) -> Iterator[Snapshot]:
 
 
 def _cost(progress: Progress) -> str:
+    from fte.pricing import estimate_run_cost, format_cost
+
     total, _ = estimate_run_cost(progress.models, progress.usage_by_agent)
     return "$0" if total == 0 else format_cost(total)
 
 
 def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) -> int:
+    from fte.research import write_report
+
     state = snap.end_state
     if state == "completed":
         report = client.report(snap.task_id)
@@ -414,6 +409,17 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
 
 
 def _cmd_research(args: argparse.Namespace) -> int:
+    from fte.client import ResearchClient
+    from fte.dapr_stack import dapr_runtime
+    from fte.research import (
+        build_config,
+        choose_model,
+        report_paths,
+        validate_out_dir,
+        validate_task_id,
+    )
+    from fte.wiring import research_worker
+
     settings = args.settings
     choice = choose_model(settings)
     task_id = validate_task_id(args.task_id)
@@ -457,6 +463,8 @@ def _ensure_background_worker(data_dir: Path, *, offline: bool) -> None:
     command returns; the background worker does both and exits when idle. A running
     stack is not enough: `fte up` runs one without a worker (`fte.serving`).
     """
+    from fte.serving import ensure_worker
+
     ensure_worker(data_dir, offline=offline, say=_say)
 
 
@@ -470,7 +478,23 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     the background by a command would never exit. They fire while `fte serve` or a plain
     `fte worker` runs; a fire missed meanwhile is made up within its catch-up window.
     """
+    import grpc
+
+    from fte import stored_runs
+    from fte.client import SETTLED_STATES, ResearchClient
+    from fte.dapr_stack import dapr_runtime
+    from fte.research import choose_model
+    from fte.retention import Retention
+    from fte.serving import worker_claim, worker_needed_by_a_command
+    from fte.wiring import research_worker
+
     serving = args.command == "serve"
+    settings = args.settings
+    retention = Retention(
+        settings.data_dir,
+        keep_days=settings.retention_days,
+        embedded=stored_runs.embedded(external_store=settings.state_url is not None),
+    )
     until_idle = getattr(args, "until_idle", False)
     choice = choose_model(args.settings)
     stop = threading.Event()
@@ -500,6 +524,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         try:
             while not stop.wait(2.0):
                 client.check_runtime()  # what the launcher could not mend ends the worker
+                retention.sweep_if_due(client)
                 if not until_idle:
                     continue
                 try:
@@ -531,6 +556,9 @@ def _with_client(
     after a cancel, the rest of the pipeline after an approval), so a worker is
     made sure of first.
     """
+    from fte.client import ResearchClient
+    from fte.dapr_stack import dapr_runtime
+    from fte.serving import worker_needed
 
     @contextlib.contextmanager
     def session() -> Iterator[ResearchClient]:
@@ -547,7 +575,24 @@ def _with_client(
     return session()
 
 
+def _refuse_unknown_when_idle(args: argparse.Namespace) -> None:
+    """Refuse an unknown task ID without starting the runtime, when none serves the directory.
+
+    The run index alone says whether a run exists (`fte.stored_runs`); a known run, or a
+    directory whose runtime runs, is asked as before.
+    """
+    from fte.stored_runs import idle_index
+
+    settings = args.settings
+    runs = idle_index(settings.data_dir, external_store=settings.state_url is not None)
+    if runs is not None and args.task_id not in runs:
+        raise UnknownTaskError.no_run(args.task_id)
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
+    from fte import progress_view
+
+    _refuse_unknown_when_idle(args)
     with _with_client(args) as client:
         snap = client.snapshot(args.task_id)
         print(progress_view.summary_line(snap, _cost))
@@ -602,6 +647,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from fte.evals.command import run_eval
+    from fte.logs import configure_logging
 
     if not args.debug:  # the failure suite provokes retries and errors on purpose
         configure_logging(level="critical", secrets=args.settings.secret_values())
@@ -616,7 +662,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from fte.research import report_paths, write_report
+
     report_paths(args.settings.out_dir, args.task_id, force=args.force, formats=(args.format,))
+    _refuse_unknown_when_idle(args)
     with _with_client(args) as client:
         report = client.report(args.task_id)
     paths = write_report(report, args.settings.out_dir, force=args.force, formats=(args.format,))
@@ -625,6 +674,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
+    from fte import progress_view
+
+    _refuse_unknown_when_idle(args)  # before a background worker is started for nothing
     with _with_client(args, serve=True) as client:
         client.snapshot(args.task_id)  # unknown IDs fail before the live view starts
         try:
@@ -649,8 +701,15 @@ def _age(moment: datetime) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    with _with_client(args) as client:
-        runs = client.runs()
+    from fte import progress_view
+    from fte.stored_runs import idle_index
+
+    settings = args.settings
+    if idle_index(settings.data_dir, external_store=settings.state_url is not None) == {}:
+        runs = []  # an idle directory with no run: nothing to start the runtime for
+    else:
+        with _with_client(args) as client:
+            runs = client.runs()
     if not runs:
         _say('No runs yet: fte research "your question" starts one')
         return EXIT_OK
@@ -663,15 +722,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
+    from fte import stored_runs
+
+    settings = args.settings
+    freed = ""
     with _with_client(args, serve=True) as client:
         if args.task_id:
             client.purge(args.task_id)
             purged = [args.task_id]
         else:
             purged = client.purge_older_than(args.older_than)
+        if purged and stored_runs.embedded(external_store=settings.state_url is not None):
+            before, after = stored_runs.reclaim_space(settings.data_dir)
+            freed = f"; state store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB"
     for task_id in purged:
         print(task_id)
-    _say(f"Purged {len(purged)} run(s)")
+    _say(f"Purged {len(purged)} run(s){freed}")
     return EXIT_OK
 
 
@@ -693,6 +759,9 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _schedule_add(args: argparse.Namespace) -> int:
+    from fte.research import build_config, choose_model
+    from fte.schedule.client import ScheduleClient, make_spec
+
     settings = args.settings
     choice = choose_model(settings)
     config = build_config(settings, query=args.query, choice=choice, approve_plan=args.approve_plan)
@@ -758,6 +827,8 @@ def _last_change(client: ResearchClient, schedules: ScheduleClient, name: str) -
 
 
 def _schedule_list(args: argparse.Namespace) -> int:
+    from fte.schedule.client import ScheduleClient
+
     with _with_client(args) as client:
         schedules = ScheduleClient(client)
         views = schedules.all()
@@ -788,6 +859,9 @@ def _fire_counts(st: ScheduleStatus) -> str:
 
 
 def _schedule_show(args: argparse.Namespace) -> int:
+    from fte.schedule.client import ScheduleClient
+    from fte.schedule.contracts import format_seconds
+
     with _with_client(args) as client:
         schedules = ScheduleClient(client)
         view = schedules.get(args.name)
@@ -830,6 +904,8 @@ def _schedule_show(args: argparse.Namespace) -> int:
 
 
 def _schedule_control(args: argparse.Namespace) -> int:
+    from fte.schedule.client import ScheduleClient
+
     action = args.schedule_command
     with _with_client(args, serve=True) as client:
         schedules = ScheduleClient(client)
@@ -853,6 +929,8 @@ def _schedule_control(args: argparse.Namespace) -> int:
 
 
 def _schedule_remove(args: argparse.Namespace) -> int:
+    from fte.schedule.client import ScheduleClient
+
     with _with_client(args, serve=True) as client:
         removed = ScheduleClient(client).remove(args.name)
     _say(
@@ -864,6 +942,9 @@ def _schedule_remove(args: argparse.Namespace) -> int:
 
 
 def _schedule_diff(args: argparse.Namespace) -> int:
+    from fte.changes import render_markdown as render_changes
+    from fte.schedule.client import ScheduleClient
+
     if len(args.runs) not in (0, 2):
         raise UsageError("fte schedule diff NAME [RUN_A RUN_B]: give two runs or none")
     run_a, run_b = (args.runs[0], args.runs[1]) if args.runs else (None, None)
@@ -902,12 +983,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    from fte.config import show as show_settings
+
     print(show_settings(args.settings))
     return EXIT_OK
 
 
 def _preflight(args: argparse.Namespace) -> None:
     """Input every command may be given, checked before it starts, stores or logs anything."""
+    from fte.pricing import load_prices
+    from fte.research import validate_data_dir, validate_run_ref
+
     load_prices()  # a bad FTE_PRICES would otherwise surface mid-run, in the cost column
     if hasattr(args, "data_dir"):
         validate_data_dir(args.settings.data_dir)
@@ -921,6 +1007,8 @@ def _preflight(args: argparse.Namespace) -> None:
 
 def _settings(args: argparse.Namespace) -> FteSettings:
     """Flags > environment > fte.toml > defaults; only flags the user gave count."""
+    from fte.config import load_settings
+
     flags: dict[str, object] = {
         "data_dir": getattr(args, "data_dir", None),
         "out_dir": getattr(args, "out", None),
@@ -939,7 +1027,9 @@ def _settings(args: argparse.Namespace) -> FteSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and --version exit here, before any heavy import
+    from fte.logs import configure_logging
+
     configure_logging(verbose=args.debug)
     try:
         args.settings = _settings(args)

@@ -18,21 +18,13 @@ from fte.artifacts import ArtifactStore
 from fte.contracts import TERMINAL_STAGES, ApprovalDecision, Outcome, Progress, RunConfig
 from fte.dapr_clients import close_dapr_client, dapr_client, workflow_client
 from fte.dapr_stack import RuntimeEndpoint
-from fte.errors import FteError, RuntimeSetupError
+from fte.errors import RuntimeSetupError
+from fte.errors import TaskStateError as TaskStateError
+from fte.errors import UnknownTaskError as UnknownTaskError
 
 _STATE_READ_ATTEMPTS = 5
 # How long a follower waits for a sidecar the launcher is restarting before giving up.
 RUNTIME_PATIENCE_S = 60.0
-
-
-class UnknownTaskError(FteError):
-    exit_code = 4
-
-
-class TaskStateError(FteError):
-    """The task exists but is not in a state that allows the request (e.g. approving a done run)."""
-
-    exit_code = 5
 
 
 # States `runs()` reports for runs that will not progress any more ("missing": listed,
@@ -210,7 +202,7 @@ class ResearchClient:
     def snapshot(self, task_id: str) -> Snapshot:
         state = self._state(task_id)
         if state is None:
-            raise UnknownTaskError(f"no research task with ID {task_id!r}")
+            raise UnknownTaskError.no_run(task_id)
         progress = None
         if state.serialized_custom_status:
             progress = Progress.model_validate_json(_unquote(state.serialized_custom_status))
@@ -224,13 +216,29 @@ class ResearchClient:
         return Snapshot(task_id, state.runtime_status.name, progress, outcome, failure)
 
     def follow(self, task_id: str, *, poll_s: float = 0.5) -> Iterator[Snapshot]:
-        """Yield a snapshot every `poll_s` until the run ends (the last one is final)."""
+        """Yield a snapshot every `poll_s` seconds, and at once when the run ends (the last
+        one is final).
+
+        Between snapshots the engine is asked to wait for the run's completion (a blocking
+        call it answers the moment the run ends), not a sleep: a run that ends just after a
+        snapshot is noticed then, not up to a poll interval later.
+        """
         while True:
             snap = self.snapshot_through_restarts(task_id)
             yield snap
             if snap.finished:
                 return
-            time.sleep(poll_s)
+            try:
+                # Typed int by the SDK, used as a float deadline (gRPC timeout, monotonic).
+                self._wf.wait_for_workflow_completion(
+                    task_id,
+                    fetch_payloads=False,
+                    timeout_in_seconds=poll_s,  # type: ignore[arg-type]
+                )
+            except TimeoutError:
+                pass  # still running: time for the next snapshot
+            except grpc.RpcError:
+                time.sleep(poll_s)  # the sidecar is restarting: the snapshot waits it out
 
     def check_runtime(self) -> None:
         """Raise what the launcher could not mend (a role that keeps dying, a lost owner)."""

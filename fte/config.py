@@ -110,6 +110,9 @@ class FteSettings(BaseSettings):
     llm_max_concurrent_requests: int = Field(
         default=_LLM_DEFAULTS.max_concurrent_requests, gt=0, le=1024
     )
+    retention_days: float = Field(default=30.0, ge=0, le=36500, allow_inf_nan=False)
+    """Finished runs older than this are purged by a running worker (fte.retention); 0 keeps
+    them until `fte purge`."""
     approval_timeout_s: float = Field(default=3600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
     approval_reminder_interval_s: float = Field(
         default=600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False

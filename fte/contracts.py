@@ -11,13 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fte.limits import MAX_SUB_QUESTIONS as MAX_SUB_QUESTIONS
+from fte.limits import MIN_SUB_QUESTIONS as MIN_SUB_QUESTIONS
+
 # The model every agent calls unless settings say otherwise.
 DEFAULT_MODEL = "gpt-4o-mini"
 # The name the built-in offline model reports (see `fte.agents.offline_model`).
 OFFLINE_MODEL = "fte-offline-extractive"
-# How many sub-questions a plan has, whoever writes it (planner, reviewer edit, settings).
-MIN_SUB_QUESTIONS = 3
-MAX_SUB_QUESTIONS = 8
+# How many sub-questions a plan has (MIN_/MAX_SUB_QUESTIONS) is in fte.limits, with the
+# other bounds the CLI's help states.
 # The longest research question, and so the longest sub-question a person may write.
 MAX_QUERY_CHARS = 2000
 # The longest a run waits for anything (approval, a check-in), in seconds: 30 days. Its

@@ -27,6 +27,22 @@ class RuntimeSetupError(FteError):
     exit_code = 3
 
 
+class UnknownTaskError(FteError):
+    """No research run has this ID (in this data directory's runtime)."""
+
+    exit_code = 4
+
+    @classmethod
+    def no_run(cls, task_id: str) -> UnknownTaskError:
+        return cls(f"no research task with ID {task_id!r}")
+
+
+class TaskStateError(FteError):
+    """The task exists but is not in a state that allows the request (e.g. approving a done run)."""
+
+    exit_code = 5
+
+
 class SidecarBuildError(RuntimeSetupError):
     """Building daprd/placement/scheduler from the Go module failed."""
 

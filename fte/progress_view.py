@@ -6,14 +6,17 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from fte.client import Snapshot
 from fte.contracts import Progress
+
+if TYPE_CHECKING:
+    from fte.client import Snapshot
 
 _STATE_STYLE = {
     "pending": "dim",

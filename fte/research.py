@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 
 from fte import names
-from fte.client import UnknownTaskError
 from fte.config import FteSettings
 from fte.contracts import (
     MAX_QUERY_CHARS,
@@ -31,10 +30,9 @@ from fte.contracts import (
     RunConfig,
     SourceKind,
 )
-from fte.errors import UsageError
+from fte.errors import UnknownTaskError, UsageError
 from fte.llm import LLMConfig, without_credentials
 from fte.pricing import PRICES_ENV, load_prices, price_of
-from fte.sources import cached_corpus
 
 # \A...\Z, not ^...$: `$` also matches before a trailing newline, so "x\n" would pass.
 TASK_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
@@ -94,6 +92,10 @@ def validate_run_ref(task_id: str, command: str) -> str:
 
 def validate_corpus(corpus: Path) -> Path:
     """Load it once now so a bad corpus fails before the run is scheduled."""
+    # Imported here: the source readers (PDF, HTML) are slow to import, and only commands
+    # that take a corpus need them.
+    from fte.sources import cached_corpus
+
     root = corpus.expanduser().resolve()
     cached_corpus(root)
     return root

@@ -25,6 +25,7 @@ from fte.changes import Changes, ReportFacts, compare
 from fte.client import ResearchClient, RunSummary, TaskStateError
 from fte.contracts import RunConfig
 from fte.errors import FteError, UsageError
+from fte.limits import MAX_SCHEDULE_NAME
 from fte.research import TASK_ID
 from fte.schedule.contracts import (
     ControlAction,
@@ -37,8 +38,7 @@ from fte.schedule.contracts import (
 )
 from fte.schedule.timing import as_utc, iso, smallest_gap
 
-# `<name>-<YYYYMMDDTHHMMSSZ>` must still be a valid task ID (64 characters at most).
-MAX_NAME = 64 - len("-20260101T000000Z")
+MAX_NAME = MAX_SCHEDULE_NAME
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -14,10 +14,8 @@ from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator, model_validator
 
 from fte.contracts import Contract, RunConfig
+from fte.limits import Overlap as Overlap
 from fte.schedule.timing import parse_utc
-
-Overlap = Literal["skip", "buffer-one", "cancel-previous"]
-OVERLAP_POLICIES: tuple[Overlap, ...] = ("skip", "buffer-one", "cancel-previous")
 
 # Bounded lists kept in the state (and so in every continue_as_new input).
 RECENT_FIRES = 20

@@ -1,0 +1,81 @@
+"""Purging gives the space back, and a running worker purges old finished runs by itself.
+
+Deleting rows leaves SQLite's pages free but the file as large as before; `fte purge` and
+the worker's retention sweep (`FTE_RETENTION_DAYS`, `fte.retention`) compact the state
+store afterwards. Checked on the real SQLite file the runtime writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from fte.layout import STATE_DB
+from fte.stored_runs import read_index
+from tests.cli.test_liveness import _env, fte
+from tests.support.processes import LoggedProcess, wait_for
+
+pytestmark = pytest.mark.engine
+
+QUERY = "How do durable workflows recover from crashes?"
+
+
+def _free_pages(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+
+def _indexed(db: Path) -> bool:
+    return "old-run" in read_index(db)
+
+
+def _run(data_dir: Path, task_id: str) -> None:
+    done = fte(
+        "research", QUERY, "--offline", "--id", task_id, "--depth", "0",
+        "--out", str(data_dir.parent / "reports"), "--data-dir", str(data_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_purge_compacts_the_state_store(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _run(data_dir, "a-run")
+
+    purged = fte("purge", "a-run", "--data-dir", str(data_dir))
+
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.split() == ["a-run"]
+    assert "Purged 1 run(s); state store" in purged.stderr
+    sizes = re.search(r"state store ([\d.]+) MB -> ([\d.]+) MB", purged.stderr)
+    assert sizes is not None, purged.stderr
+    assert float(sizes[2]) < float(sizes[1])
+    assert _free_pages(data_dir / STATE_DB) == 0
+    assert read_index(data_dir / STATE_DB) == {}
+
+
+def test_a_worker_purges_finished_runs_past_the_retention(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _run(data_dir, "old-run")
+    db = data_dir / STATE_DB
+    assert _indexed(db)
+
+    # About a second: the run just finished is already past it.
+    env = {**_env(), "FTE_RETENTION_DAYS": "0.00001"}
+    worker = LoggedProcess(
+        [sys.executable, "-m", "fte", "worker", "--offline", "--data-dir", str(data_dir)],
+        tmp_path / "worker.log",
+        env=env,
+    )
+    try:
+        wait_for(lambda: worker.alive() and not _indexed(db), "the retention sweep", timeout=120)
+    finally:
+        worker.stop()
+
+    assert _free_pages(db) == 0
+    assert read_index(data_dir / STATE_DB) == {}
+    assert os.path.getsize(db) > 0
