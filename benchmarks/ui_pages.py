@@ -26,7 +26,7 @@ from fte.dapr_stack import EmbeddedStack
 from fte.llm import LLMConfig
 from fte.logs import configure_logging
 from fte.ui.app import ConsoleConfig, create_app
-from fte.ui.security import COOKIE, allowed_hosts, new_token
+from fte.ui.security import allowed_hosts, cookie_name, new_token
 from fte.wiring import research_worker
 
 
@@ -68,7 +68,7 @@ def main() -> None:
                     ),
                 )
                 http = TestClient(app, base_url="http://127.0.0.1:8765")
-                http.cookies.set(COOKIE, token)
+                http.cookies.set(cookie_name(token), token)
                 print(f"{'runs':>6} {'runs page ms':>13} {'one run page ms':>16}")
                 started = 0
                 for size in sizes:

@@ -28,7 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-COOKIE = "fte_ui_token"
+COOKIE_PREFIX = "fte_ui_"
 CSRF_FIELD = "csrf"
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -40,6 +40,12 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def cookie_name(access_token: str) -> str:
+    """The cookie's name differs per console: cookies ignore ports, so two consoles on one
+    host would otherwise overwrite each other's cookie and sign each other out."""
+    return COOKIE_PREFIX + hashlib.sha256(access_token.encode()).hexdigest()[:12]
 
 
 def csrf_token(access_token: str) -> str:
@@ -77,6 +83,7 @@ class TokenGate:
     def __init__(self, app: ASGIApp, *, token: str, hosts: Iterable[str]) -> None:
         self.app = app
         self.token = token
+        self.cookie = cookie_name(token)
         self.hosts = frozenset(hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,7 +106,7 @@ class TokenGate:
             cookie.load(headers.get("cookie", ""))
         except Exception:
             cookie = SimpleCookie()
-        given = cookie[COOKIE].value if COOKIE in cookie else None
+        given = cookie[self.cookie].value if self.cookie in cookie else None
         bearer = headers.get("authorization", "")
         if bearer.lower().startswith("bearer "):
             given = bearer[7:].strip()
@@ -142,7 +149,8 @@ async def _refuse(send: Send, status: int, text: str) -> None:
 
 async def _redirect_with_cookie(send: Send, location: str, token: str) -> None:
     headers = MutableHeaders({"location": location, "content-length": "0"})
-    headers.append("set-cookie", f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")
+    cookie = f"{cookie_name(token)}={token}; Path=/; HttpOnly; SameSite=Strict"
+    headers.append("set-cookie", cookie)
     _harden(headers)
     await send({"type": "http.response.start", "status": 303, "headers": headers.raw})
     await send({"type": "http.response.body", "body": b""})

@@ -19,10 +19,11 @@ from fte import package_path
 from fte.client import ResearchClient
 from fte.errors import UsageError
 from fte.ui.app import ConsoleConfig, create_app
-from fte.ui.security import COOKIE, allowed_hosts, csrf_token
+from fte.ui.security import allowed_hosts, cookie_name, csrf_token
 from fte.ui.server import base_url, listen
 
 TOKEN = "t0ken-for-tests-only-0123456789abcdef"
+COOKIE = cookie_name(TOKEN)
 HOST = "127.0.0.1:8765"
 
 
@@ -166,6 +167,16 @@ def test_unknown_actions_and_child_ids_are_refused_before_any_read(
     assert child.status_code == 404
     assert "child workflow of run" in child.text
     assert app_client.get("/runs", params={"status": "bogus"}).status_code == 400
+
+
+def test_each_console_has_its_own_cookie(app_client: TestClient) -> None:
+    # Cookies ignore ports: a second console on this host must not sign this one out.
+    other = "another-console-token-0123456789abcdef"
+    assert cookie_name(other) != COOKIE and TOKEN not in COOKIE
+    app_client.cookies.set(cookie_name(other), other)
+    assert app_client.get("/evals").status_code == 403
+    app_client.cookies.set(COOKIE, TOKEN)
+    assert app_client.get("/evals").status_code == 200
 
 
 def test_the_csrf_token_is_not_the_access_token() -> None:
