@@ -44,6 +44,19 @@ EXIT_CODES_HELP = (
 )
 
 
+def _add_research_limits(parser: argparse.ArgumentParser) -> None:
+    """Gap-filling rounds and the budget of a run (settings: depth, budget_usd, max_tokens)."""
+    parser.add_argument(
+        "--depth", type=int, help="gap-filling rounds after the first pass, 0-5 (default: 1)"
+    )
+    parser.add_argument(
+        "--budget-usd", type=float, help="stop researching before the estimated cost passes this"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, help="stop researching before model tokens pass this"
+    )
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -122,15 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     research.add_argument(
         "--offline", action="store_true", help="use the built-in offline model even if a key is set"
     )
-    research.add_argument(
-        "--depth", type=int, help="gap-filling rounds after the first pass, 0-5 (default: 1)"
-    )
-    research.add_argument(
-        "--budget-usd", type=float, help="stop researching before the estimated cost passes this"
-    )
-    research.add_argument(
-        "--max-tokens", type=int, help="stop researching before model tokens pass this"
-    )
+    _add_research_limits(research)
     _add_data_dir(research)
 
     search = commands.add_parser(
@@ -276,6 +281,7 @@ def _add_schedule_parsers(commands: argparse._SubParsersAction[argparse.Argument
     add.add_argument("--approve-plan", action="store_true", help="each run waits for `fte approve`")
     add.add_argument("--model", help="model name for every agent (default: $FTE_MODEL)")
     add.add_argument("--offline", action="store_true", help="use the built-in offline model")
+    _add_research_limits(add)
     _add_data_dir(add)
 
     listing = actions.add_parser("list", help="schedules, next fire, last run, last change")

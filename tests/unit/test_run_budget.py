@@ -81,3 +81,20 @@ def test_the_offline_model_is_priced_at_nothing() -> None:
 def test_bad_limits_are_one_line_errors(flags: dict[str, object], says: str) -> None:
     with pytest.raises(UsageError, match=says):
         load_settings(flags)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["research", "q", "--depth", "2", "--max-tokens", "500", "--budget-usd", "0.5"],
+        ["schedule", "add", "daily", "q", "--every", "1d", "--depth", "2", "--max-tokens", "500",
+         "--budget-usd", "0.5"],
+    ],
+    ids=["research", "schedule-add"],
+)  # fmt: skip
+def test_research_and_schedule_add_take_depth_and_budget_flags(argv: list[str]) -> None:
+    from fte import cli
+
+    settings = cli._settings(cli.build_parser().parse_args(argv))
+    assert (settings.depth, settings.max_tokens, settings.budget_usd) == (2, 500, 0.5)
+    assert settings.origins["depth"] == "flag"
