@@ -32,11 +32,12 @@ from typing import Any
 import tantivy
 
 from fte.contracts import Passage
+from fte.embeddings import Embedder
 from fte.text import tokenize
 
 # Bump when the schema, the chunking or the terms change: older indexes are then rebuilt
 # (they live under another key) rather than misread.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 INDEX_DIR_ENV = "FTE_INDEX_DIR"
 # How much each field's BM25 counts. Each field has its own length norm, so a word of a
 # short title already scores high; the weights were chosen on the retrieval suite (README,
@@ -85,6 +86,8 @@ def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     # The relative path, as one term: a changed file's passages are deleted by it.
     builder.add_text_field("path", stored=False, tokenizer_name="raw")
+    # The passage ID as one term: hybrid search looks up the passages vectors found.
+    builder.add_text_field("pid", stored=False, tokenizer_name="raw")
     builder.add_bytes_field("data", stored=True, indexed=False)
     for field in FIELD_BOOSTS:
         builder.add_text_field(field, stored=False)
@@ -132,6 +135,15 @@ class PassageIndex:
         found = [(float(score), self._passage(address)) for score, address in hits]
         return sorted(found, key=lambda hit: (-hit[0], hit[1].passage_id))
 
+    def get(self, passage_ids: Sequence[str]) -> dict[str, IndexedPassage]:
+        """The passages with these IDs (those the index holds)."""
+        found: dict[str, IndexedPassage] = {}
+        for pid in passage_ids:
+            query = tantivy.Query.term_query(self._schema, "pid", pid, index_option="basic")
+            for _, address in self._searcher.search(query, 1).hits:
+                found[pid] = self._passage(address)
+        return found
+
     def all(self) -> list[IndexedPassage]:
         """Every passage, in file and then chunk order."""
         total = self.num_docs
@@ -172,6 +184,7 @@ class IndexWriter:
             self._writer.add_document(
                 tantivy.Document(
                     path=passage.path,
+                    pid=passage.passage_id,
                     data=json.dumps(asdict(passage)).encode(),
                     title_terms=_terms(passage.title),
                     heading_terms=_terms(passage.heading),
@@ -205,6 +218,111 @@ def rank_in_memory(passages: Sequence[Passage], query: str, *, limit: int) -> li
         for score, found in index.search(query, limit=limit)
         if score > 0.0
     ]
+
+
+class VectorIndex:
+    """The passages' vectors from one embeddings model (usearch, cosine), beside the index.
+
+    Each passage is embedded once: `keys.json` remembers which text hash each vector is of,
+    so an update embeds only new and changed passages and drops the vectors of removed ones.
+    """
+
+    def __init__(self, directory: Path, model: str) -> None:
+        digest = hashlib.sha256(model.encode()).hexdigest()[:16]
+        self.directory = directory / "vectors" / digest
+        self.model = model
+        self._keys: dict[str, list[Any]] = {}  # passage ID -> [usearch key, text hash]
+        self._of = ""
+        self._index: Any = None
+        keys_file = self.directory / "keys.json"
+        if keys_file.is_file() and (self.directory / "index.usearch").is_file():
+            stored = json.loads(keys_file.read_text())
+            self._keys = stored["keys"]
+            self._of = str(stored.get("of", ""))
+            from usearch.index import Index
+
+            self._index = Index.restore(str(self.directory / "index.usearch"))
+        self._by_key = {int(entry[0]): pid for pid, entry in self._keys.items()}
+
+    def sync(self, index: PassageIndex, embedder: Embedder, *, of: str) -> int:
+        """Embed what has no current vector, drop vectors of passages gone; how many embedded.
+
+        `of` names the index's state (its manifest): when the vectors were made for it,
+        nothing is read, so re-opening a large corpus does not walk its passages.
+        """
+        if self._of == of:
+            return 0
+        passages = index.all()
+        wanted = {p.passage_id: _text_hash(p) for p in passages}
+        stale = [pid for pid, entry in self._keys.items() if wanted.get(pid) != entry[1]]
+        missing = [
+            p
+            for p in passages
+            if self._keys.get(p.passage_id, [None, None])[1] != wanted[p.passage_id]
+        ]
+        if not stale and not missing:
+            self._save(of)
+            return 0
+        for pid in stale:
+            if self._index is not None:
+                self._index.remove(int(self._keys[pid][0]))
+            del self._keys[pid]
+        if missing:
+            # Imported here: only hybrid retrieval needs them, and commands import this module.
+            import numpy
+            from usearch.index import Index
+
+            vectors = numpy.asarray(
+                embedder.embed([_embedded_text(p) for p in missing]), dtype=numpy.float32
+            )
+            if self._index is None:
+                self._index = Index(ndim=vectors.shape[1], metric="cos")
+            next_key = max((int(entry[0]) for entry in self._keys.values()), default=0) + 1
+            keys = numpy.arange(next_key, next_key + len(missing), dtype=numpy.uint64)
+            self._index.add(keys, vectors)
+            for key, passage in zip(keys, missing, strict=True):
+                self._keys[passage.passage_id] = [int(key), wanted[passage.passage_id]]
+        self._save(of)
+        return len(missing)
+
+    def _save(self, of: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._index is not None:
+            self._index.save(str(self.directory / "index.usearch"))
+        temporary = self.directory / "keys.json.tmp"
+        temporary.write_text(json.dumps({"model": self.model, "of": of, "keys": self._keys}))
+        os.replace(temporary, self.directory / "keys.json")
+        self._by_key = {int(entry[0]): pid for pid, entry in self._keys.items()}
+        self._of = of
+
+    def search(self, vector: Sequence[float], *, limit: int) -> list[str]:
+        """Passage IDs nearest to `vector`, nearest first."""
+        if self._index is None or not len(self._index) or limit <= 0:
+            return []
+        import numpy
+
+        matches = self._index.search(numpy.asarray(vector, dtype=numpy.float32), limit)
+        return [self._by_key[int(key)] for key in matches.keys if int(key) in self._by_key]
+
+
+def _embedded_text(passage: IndexedPassage) -> str:
+    # The title and heading say what a passage is about, as they do for the lexical index.
+    return "\n".join(part for part in (passage.title, passage.heading, passage.text) if part)
+
+
+def _text_hash(passage: IndexedPassage) -> str:
+    return hashlib.sha256(_embedded_text(passage).encode()).hexdigest()[:16]
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], *, k: int = 60
+) -> list[tuple[str, float]]:
+    """IDs by the sum of 1/(k + rank) over the rankings they appear in, ties by ID."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
 @contextlib.contextmanager

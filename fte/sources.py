@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import os
 import re
 import stat
@@ -34,13 +35,16 @@ from selectolax.lexbor import LexborHTMLParser
 
 from fte import corpus_index
 from fte.contracts import Passage
-from fte.corpus_index import IndexedPassage, PassageIndex
+from fte.corpus_index import IndexedPassage, PassageIndex, VectorIndex
+from fte.embeddings import EMBEDDINGS_MODEL_ENV, Embedder, embedder_from_env
 from fte.errors import CorpusError
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 _HTML_SUFFIXES = (".html", ".htm")
 _PDF_SUFFIXES = (".pdf",)
+# How deep each ranking of a hybrid search goes before they are fused.
+HYBRID_DEPTH = 50
 
 PASSAGE_ID_CHARS = 12
 # Bigger files are refused rather than read whole into memory. Size alone is no problem
@@ -554,9 +558,17 @@ class LocalCorpus:
 
     name: str = "local"
 
-    def __init__(self, index: PassageIndex, *, root: Path, refused: Sequence[RefusedFile] = ()):
+    def __init__(
+        self,
+        index: PassageIndex,
+        *,
+        root: Path,
+        refused: Sequence[RefusedFile] = (),
+        vectors: tuple[VectorIndex, Embedder] | None = None,
+    ):
         self.root = root
         self._index = index
+        self._vectors = vectors
         self.refused: tuple[RefusedFile, ...] = tuple(refused)
         """Files under `root` that were not read, with the reason (also logged as warnings)."""
 
@@ -568,8 +580,13 @@ class LocalCorpus:
         chunk_chars: int = 1200,
         overlap_chars: int = 200,
         index_dir: Path | None = None,
+        embedder: Embedder | None = None,
     ) -> LocalCorpus:
-        """Update and open `root`'s index; raises `CorpusError` with the path at fault."""
+        """Update and open `root`'s index; raises `CorpusError` with the path at fault.
+
+        With an `embedder`, passages without a current vector are embedded (once: vectors
+        are kept beside the index) and searches fuse lexical and vector rankings.
+        """
         if chunk_chars <= 0 or not 0 <= overlap_chars < chunk_chars:
             chunk_text("", chunk_chars=chunk_chars, overlap_chars=overlap_chars)  # raises
         root = _checked_root(root)
@@ -611,7 +628,16 @@ class LocalCorpus:
             )
         if not index.num_docs:
             raise _nothing_to_read(root, total, refused)
-        return cls(index, root=root, refused=refused)
+        vectors = None
+        if embedder is not None:
+            of = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+            with corpus_index.locked(directory, shared=False):
+                vector_index = VectorIndex(directory, embedder.model)
+                embedded = vector_index.sync(index, embedder, of=of)
+            if embedded:
+                log.info("corpus passages embedded", corpus=str(root), passages=embedded)
+            vectors = (vector_index, embedder)
+        return cls(index, root=root, refused=refused, vectors=vectors)
 
     def __len__(self) -> int:
         return self._index.num_docs
@@ -626,11 +652,28 @@ class LocalCorpus:
         """Top `limit` passages with a positive BM25 score, ties broken by passage ID."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
+        if self._vectors is not None and limit:
+            return self._hybrid_search(query, limit=limit)
         return [
             self._as_passage(passage, score)
             for score, passage in self._index.search(query, limit=limit)
             if score > 0.0
         ]
+
+    def _hybrid_search(self, query: str, *, limit: int) -> list[Passage]:
+        """Lexical and vector rankings fused by reciprocal rank (scores are not comparable)."""
+        assert self._vectors is not None
+        vectors, embedder = self._vectors
+        depth = max(limit, HYBRID_DEPTH)
+        lexical = [(s, p) for s, p in self._index.search(query, limit=depth) if s > 0.0]
+        (query_vector,) = embedder.embed([query])
+        nearest = vectors.search(query_vector, limit=depth)
+        fused = corpus_index.reciprocal_rank_fusion([[p.passage_id for _, p in lexical], nearest])[
+            :limit
+        ]
+        known = {p.passage_id: p for _, p in lexical}
+        known |= self._index.get([pid for pid, _ in fused if pid not in known])
+        return [self._as_passage(known[pid], score) for pid, score in fused if pid in known]
 
     def _as_passage(self, passage: IndexedPassage, score: float) -> Passage:
         return Passage(
@@ -712,8 +755,8 @@ _cache_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, fingerprint: str, index_dir: Path) -> LocalCorpus:
-    return LocalCorpus.load(Path(path), index_dir=index_dir)
+def _load_cached(path: str, fingerprint: str, index_dir: Path, embeddings: str) -> LocalCorpus:
+    return LocalCorpus.load(Path(path), index_dir=index_dir, embedder=embedder_from_env())
 
 
 def cached_corpus(corpus_dir: str | Path) -> LocalCorpus:
@@ -724,4 +767,9 @@ def cached_corpus(corpus_dir: str | Path) -> LocalCorpus:
     """
     root = Path(corpus_dir).resolve()
     with _cache_lock:
-        return _load_cached(str(root), corpus_fingerprint(root), corpus_index.default_index_dir())
+        return _load_cached(
+            str(root),
+            corpus_fingerprint(root),
+            corpus_index.default_index_dir(),
+            os.environ.get(EMBEDDINGS_MODEL_ENV, "").strip(),
+        )
