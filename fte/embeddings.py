@@ -26,6 +26,11 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 class EmbeddingsError(UsageError):
     """The embeddings server refused or answered something unusable (never shows the key)."""
 
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+        """A network error or a 5xx/429: the server may answer next time."""
+
 
 class Embedder(Protocol):
     model: str
@@ -55,13 +60,18 @@ class OpenAIEmbeddings:
                 self._url, json={"model": self.model, "input": texts}, headers=headers
             )
         except httpx.HTTPError as error:
-            raise EmbeddingsError(f"embeddings request failed ({type(error).__name__})") from None
+            raise EmbeddingsError(
+                f"embeddings request failed ({type(error).__name__})", transient=True
+            ) from None
         if response.status_code in (401, 403):
             raise EmbeddingsError(
                 f"the embeddings server refused the API key (HTTP {response.status_code})"
             )
         if response.status_code != 200:
-            raise EmbeddingsError(f"embeddings request failed with HTTP {response.status_code}")
+            raise EmbeddingsError(
+                f"embeddings request failed with HTTP {response.status_code}",
+                transient=response.status_code == 429 or response.status_code >= 500,
+            )
         try:
             items = response.json()["data"]
             ordered = sorted(items, key=lambda item: int(item["index"]))

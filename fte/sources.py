@@ -36,7 +36,7 @@ from selectolax.lexbor import LexborHTMLParser
 from fte import corpus_index
 from fte.contracts import Passage
 from fte.corpus_index import IndexedPassage, PassageIndex, VectorIndex
-from fte.embeddings import EMBEDDINGS_MODEL_ENV, Embedder, embedder_from_env
+from fte.embeddings import EMBEDDINGS_MODEL_ENV, Embedder, EmbeddingsError, embedder_from_env
 from fte.errors import CorpusError
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
@@ -666,7 +666,14 @@ class LocalCorpus:
         vectors, embedder = self._vectors
         depth = max(limit, HYBRID_DEPTH)
         lexical = [(s, p) for s, p in self._index.search(query, limit=depth) if s > 0.0]
-        (query_vector,) = embedder.embed([query])
+        try:
+            (query_vector,) = embedder.embed([query])
+        except EmbeddingsError as error:
+            if not error.transient:
+                raise
+            # A server that is down for a moment costs this search its vector half only.
+            log.warning("embeddings unavailable, lexical search only", reason=str(error))
+            return [self._as_passage(p, s) for s, p in lexical[:limit]]
         nearest = vectors.search(query_vector, limit=depth)
         fused = corpus_index.reciprocal_rank_fusion([[p.passage_id for _, p in lexical], nearest])[
             :limit

@@ -119,3 +119,23 @@ def test_a_refused_key_is_a_clear_error(
     http_mock.post(URL).respond(401, json={"error": "bad key"})
     with pytest.raises(EmbeddingsError, match=r"refused the API key \(HTTP 401\)"):
         embedder.embed(["x"])
+
+
+def test_a_server_down_for_a_search_leaves_the_lexical_half(
+    tmp_path: Path, http_mock: respx.MockRouter, embedder: OpenAIEmbeddings
+) -> None:
+    fake = Server()
+    answers = iter([None, httpx.Response(503), httpx.Response(401)])
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return fake(request) if answer is None else answer
+
+    http_mock.post(URL).mock(side_effect=serve)
+    docs = tmp_path / "docs"
+    write(docs, "timers.md", "# Timers\n\nA timer fires after its delay.")
+    corpus = LocalCorpus.load(docs, index_dir=tmp_path / "index", embedder=embedder)
+    found = corpus.search("timer delay", limit=2)  # 503: lexical only
+    assert [Path(p.location).name for p in found] == ["timers.md"]
+    with pytest.raises(EmbeddingsError, match="refused the API key"):
+        corpus.search("timer delay", limit=2)  # 401 is not transient: said, not hidden
