@@ -23,7 +23,14 @@ from fte.citations import CheckedParagraph
 from fte.contracts import AgentModels, CheckedClaim, TokenUsage
 from fte.errors import FteError
 from fte.pricing import estimate_run_cost, format_cost
-from fte.report import GAP_LABELS, NumberedSource, Report, documents
+from fte.report import (
+    GAP_LABELS,
+    NumberedSource,
+    Report,
+    budget_stop_sentence,
+    documents,
+    round_summary,
+)
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -247,15 +254,10 @@ class _Page:
             return ""
         out = ['<section id="rounds">', "<h2>Research rounds</h2>"]
         if r.rounds:
-            items = [
-                f"Round {x.round} looked for {len(x.looked_for)} gaps, found "
-                f"{len(x.sources_found)} new sources and added {len(x.claims_added)} claims "
-                f"({x.supported_added} supported)." + (f" ({x.note})" if x.note else "")
-                for x in r.rounds
-            ]
+            items = [round_summary(x) for x in r.rounds]
             out.append("<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>")
         if stopped:
-            out.append(f'<p class="banner" role="note">{_e(stopped[0].upper() + stopped[1:])}.</p>')
+            out.append(f'<p class="banner" role="note">{_e(budget_stop_sentence(stopped))}</p>')
         if r.remaining_gaps:
             out.append("<h3>Remaining gaps</h3>")
             gaps = [f"{GAP_LABELS[g.kind]}: {g.question}" for g in r.remaining_gaps]

@@ -162,23 +162,30 @@ GAP_LABELS = {
 }
 
 
+def round_summary(r: RoundReport) -> str:
+    """One gap-filling round in a sentence (Markdown and HTML reports, the web console)."""
+    text = (
+        f"Round {r.round} looked for {len(r.looked_for)} gaps, found "
+        f"{len(r.sources_found)} new sources and added {len(r.claims_added)} claims "
+        f"({r.supported_added} supported)."
+    )
+    return text + (f" ({r.note})" if r.note else "")
+
+
+def budget_stop_sentence(stopped: str) -> str:
+    """`Spend.stopped` (a clause) as the sentence the reports and the console show."""
+    return stopped[0].upper() + stopped[1:] + "."
+
+
 def _rounds_markdown(report: Report) -> list[str]:
     """Research rounds, the budget's word if it ended them, and the gaps that remain."""
     lines: list[str] = []
     stopped = report.spend.stopped if report.spend else None
     if report.rounds or stopped:
         lines += ["## Research rounds", ""]
-        for r in report.rounds:
-            text = (
-                f"Round {r.round} looked for {len(r.looked_for)} gaps, found "
-                f"{len(r.sources_found)} new sources and added {len(r.claims_added)} claims "
-                f"({r.supported_added} supported)."
-            )
-            if r.note:
-                text += f" ({r.note})"
-            lines += [f"- {md(text)}"]
+        lines += [f"- {md(round_summary(r))}" for r in report.rounds]
         if stopped:
-            lines += ["", f"**{md(stopped[0].upper() + stopped[1:])}.**"]
+            lines += ["", f"**{md(budget_stop_sentence(stopped))}**"]
         lines += [""]
     if report.remaining_gaps:
         lines += ["## Remaining gaps", ""]

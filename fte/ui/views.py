@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, writer
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot, UnknownTaskError
-from fte.contracts import Progress, RunConfig
+from fte.contracts import TERMINAL_STAGES, Gap, Progress, RoundReport, RunConfig, Spend
 from fte.errors import FteError
 from fte.evals.scorecard import Scorecard, compare
 from fte.pricing import estimate_run_cost, format_cost
 from fte.progress_view import elapsed
+from fte.report import GAP_LABELS, budget_stop_sentence, round_summary
 from fte.schedule.client import ScheduleClient, ScheduleView
 from fte.schedule.contracts import ScheduleStatus
 
@@ -35,8 +36,8 @@ RUN_FILTERS: dict[str, frozenset[str] | None] = {
     "rejected": frozenset({"rejected"}),
     "cancelled": frozenset({"cancelled"}),
 }
-# Progress fields the run page shows in their own places; any other field (a later
-# version's gap-filling rounds, budgets, ...) is listed generically under "More".
+# Progress fields the run page shows in their own places; any other field (one a later
+# version adds) is listed generically under "More progress".
 _SHOWN_PROGRESS = frozenset(
     {
         "task_id",
@@ -52,6 +53,10 @@ _SHOWN_PROGRESS = frozenset(
         "models",
         "checkins",
         "reason",
+        "depth",
+        "round",
+        "rounds",
+        "spend",
     }
 )
 
@@ -132,6 +137,85 @@ class TimelineEntry:
     width_pct: float = 0.0
 
 
+@dataclass(frozen=True)
+class GapView:
+    """Something a round looked for, or that remains, in the reports' words."""
+
+    id: str
+    label: str
+    question: str
+    about: str  # the sub-question or claim it comes from, if any
+
+
+@dataclass(frozen=True)
+class RoundView:
+    number: int
+    state: str
+    summary: str
+    looked_for: list[GapView]
+    sources_found: list[str]
+    claims_added: list[str]
+    under_way: bool
+
+
+@dataclass(frozen=True)
+class SpendView:
+    """Spend against the budget; a limit not set reads "no limit"."""
+
+    summary: str
+    tokens: str
+    usd: str
+    max_tokens: str
+    budget_usd: str
+    limited: bool
+    stopped: str  # the budget's note, as a sentence, when it ended the research
+
+
+def gap_view(gap: Gap) -> GapView:
+    about = (
+        f"claim {gap.claim_id}"
+        if gap.claim_id
+        else f"sub-question {gap.sub_question_id}"
+        if gap.sub_question_id
+        else ""
+    )
+    return GapView(gap.id, GAP_LABELS[gap.kind], gap.question, about)
+
+
+def round_views(progress: Progress | None, rounds: list[RoundReport]) -> list[RoundView]:
+    """Each round, marking the one under way (the progress's `round`, not yet done)."""
+    running = progress is not None and progress.stage not in TERMINAL_STAGES
+    return [
+        RoundView(
+            number=r.round,
+            state=r.state,
+            summary=round_summary(r),
+            looked_for=[gap_view(g) for g in r.looked_for],
+            sources_found=list(r.sources_found),
+            claims_added=list(r.claims_added),
+            under_way=running
+            and progress is not None
+            and progress.round == r.round
+            and r.state != "done",
+        )
+        for r in rounds
+    ]
+
+
+def spend_view(spend: Spend | None) -> SpendView | None:
+    if spend is None:
+        return None
+    return SpendView(
+        summary=spend.describe(),
+        tokens=f"{spend.tokens:,}",
+        usd="unknown (a model without a price)" if spend.usd is None else f"${spend.usd:,.4f}",
+        max_tokens="no limit" if spend.max_tokens is None else f"{spend.max_tokens:,} tokens",
+        budget_usd="no limit" if spend.budget_usd is None else f"${spend.budget_usd:,.4f}",
+        limited=spend.max_tokens is not None or spend.budget_usd is not None,
+        stopped=budget_stop_sentence(spend.stopped) if spend.stopped else "",
+    )
+
+
 @dataclass
 class RunPage:
     task_id: str
@@ -150,6 +234,15 @@ class RunPage:
     cost: str
     elapsed: str
     usage_by_agent: list[tuple[str, int, int]] = field(default_factory=list)
+    depth: int = 0
+    round_now: int = 0
+    rounds: list[RoundView] = field(default_factory=list)
+    remaining_gaps: list[GapView] | None = None  # None: not known (the run has no report)
+    spend: SpendView | None = None
+
+    @property
+    def round_under_way(self) -> RoundView | None:
+        return next((r for r in self.rounds if r.under_way), None)
 
     @property
     def awaiting_approval(self) -> bool:
@@ -253,6 +346,20 @@ def run_page(client: ResearchClient, task_id: str) -> RunPage:
         claims = list((client.store.get(task_id, artifacts.CLAIMS) or {}).get("checked", []))
     extra: dict[str, str] = {}
     usage_by_agent: list[tuple[str, int, int]] = []
+    # Rounds and spend live in the progress; a report (a completed run) also keeps them,
+    # with the gaps that remained, for a run whose progress an older version wrote.
+    rounds = list(snap.progress.rounds) if snap.progress else []
+    if not rounds and report is not None:
+        rounds = [RoundReport.model_validate(r) for r in report.get("rounds", [])]
+    spend = snap.progress.spend if snap.progress else None
+    if spend is None and report is not None and report.get("spend"):
+        spend = Spend.model_validate(report["spend"])
+    remaining = (
+        [gap_view(Gap.model_validate(g)) for g in report.get("remaining_gaps", [])]
+        if report is not None
+        else None
+    )
+    depth = snap.progress.depth if snap.progress else (config.depth if config else 0)
     if snap.progress is not None:
         dumped = snap.progress.model_dump(mode="json")
         extra = {
@@ -281,6 +388,11 @@ def run_page(client: ResearchClient, task_id: str) -> RunPage:
         cost=cost_of(snap.progress),
         elapsed=elapsed(snap.progress) if snap.progress else "",
         usage_by_agent=usage_by_agent,
+        depth=depth,
+        round_now=snap.progress.round if snap.progress else 0,
+        rounds=round_views(snap.progress, rounds),
+        remaining_gaps=remaining,
+        spend=spend_view(spend),
     )
 
 
