@@ -73,6 +73,48 @@ def state_of(snap: Snapshot) -> str:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A stored ISO timestamp: short in UTC for a table cell, in full for its title."""
+
+    iso: str
+    short: str
+
+
+def moment(iso: str) -> Moment:
+    """`2026-11-26 04:25` (UTC) for `2026-11-26T04:25:13+00:00`; text that is not ISO stays."""
+    if not iso:
+        return Moment("", "")
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        return Moment(iso, iso)
+    return Moment(iso, _aware(parsed).astimezone(UTC).strftime("%Y-%m-%d %H:%M"))
+
+
+def budget_cell(spend: Spend | None) -> tuple[str, str]:
+    """The runs page's budget column: `35.2k / 200k tokens` and `$0.012 / $0.05` when set,
+    with `Spend.describe()` (the CLI's words) as the cell's title; ("", "") without a budget."""
+    if spend is None or (spend.max_tokens is None and spend.budget_usd is None):
+        return "", ""
+    parts = []
+    if spend.max_tokens is not None:
+        parts.append(f"{_compact(spend.tokens)} / {_compact(spend.max_tokens)} tokens")
+    if spend.budget_usd is not None:
+        usd = "?" if spend.usd is None else f"${spend.usd:.3g}"
+        parts.append(f"{usd} / ${spend.budget_usd:.3g}")
+    text = ", ".join(parts) + (" (stopped by the budget)" if spend.stopped else "")
+    return text, spend.describe()
+
+
+def _compact(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.3g}M"
+    if n >= 1_000:
+        return f"{n / 1_000:.3g}k"
+    return str(n)
+
+
+@dataclass(frozen=True)
 class RunRow:
     task_id: str
     query: str
@@ -81,10 +123,12 @@ class RunRow:
     progress: str
     tokens: int
     cost: str
-    started: str
-    finished: str
+    started: Moment
+    finished: Moment
     schedule: str | None
     settled: bool
+    budget: str = ""
+    budget_title: str = ""
 
 
 def run_rows(client: ResearchClient, status: str = "all") -> list[RunRow]:
@@ -104,6 +148,7 @@ def run_rows(client: ResearchClient, status: str = "all") -> list[RunRow]:
             continue
         done = sum(1 for q in progress.sub_questions if q.state == "done") if progress else 0
         total = len(progress.sub_questions) if progress else 0
+        budget, budget_title = budget_cell(progress.spend if progress else None)
         rows.append(
             RunRow(
                 task_id=task_id,
@@ -113,13 +158,17 @@ def run_rows(client: ResearchClient, status: str = "all") -> list[RunRow]:
                 progress=f"{done}/{total} sub-questions" if total else "-",
                 tokens=progress.usage.total_tokens if progress else 0,
                 cost=cost_of(progress),
-                started=str(meta.get("created_at", "")),
-                finished=progress.updated_at if progress and state in SETTLED_STATES else "",
+                started=moment(str(meta.get("created_at", ""))),
+                finished=moment(
+                    progress.updated_at if progress and state in SETTLED_STATES else ""
+                ),
                 schedule=meta.get("schedule"),
                 settled=state in SETTLED_STATES,
+                budget=budget,
+                budget_title=budget_title,
             )
         )
-    return sorted(rows, key=lambda r: r.started, reverse=True)
+    return sorted(rows, key=lambda r: r.started.iso, reverse=True)
 
 
 @dataclass(frozen=True)
