@@ -1003,7 +1003,7 @@ def _preflight(args: argparse.Namespace) -> None:
     load_prices()  # a bad FTE_PRICES would otherwise surface mid-run, in the cost column
     if hasattr(args, "data_dir"):
         validate_data_dir(args.settings.data_dir)
-        from fte.corpus_index import use_index_dir
+        from fte.index_dir import use_index_dir
 
         # Every command of a data directory (the CLI and its workers) shares its corpus indexes.
         use_index_dir(args.settings.data_dir / "index")

@@ -33,34 +33,19 @@ import tantivy
 
 from fte.contracts import Passage
 from fte.embeddings import Embedder
+from fte.index_dir import INDEX_DIR_ENV as INDEX_DIR_ENV
+from fte.index_dir import default_index_dir as default_index_dir
+from fte.index_dir import use_index_dir as use_index_dir
 from fte.text import tokenize
 
 # Bump when the schema, the chunking or the terms change: older indexes are then rebuilt
 # (they live under another key) rather than misread.
 INDEX_VERSION = 3
-INDEX_DIR_ENV = "FTE_INDEX_DIR"
 # How much each field's BM25 counts. Each field has its own length norm, so a word of a
 # short title already scores high; the weights were chosen on the retrieval suite (README,
 # "Sources"): heavier titles or headings pull whole pages of near-misses above the answer.
 FIELD_BOOSTS = {"title_terms": 0.5, "heading_terms": 0.1, "about_terms": 0.5, "body_terms": 1.0}
 _WRITER_HEAP_BYTES = 64 * 1024 * 1024
-
-_configured_dir: Path | None = None
-
-
-def use_index_dir(directory: Path) -> None:
-    """Keep this process's corpus indexes in `directory` (the CLI: `<data dir>/index`)."""
-    global _configured_dir
-    _configured_dir = directory
-
-
-def default_index_dir() -> Path:
-    """Where indexes live: set by `use_index_dir`, else `$FTE_INDEX_DIR`, else `.fte/index`."""
-    if _configured_dir is not None:
-        return _configured_dir
-    if env := os.environ.get(INDEX_DIR_ENV):
-        return Path(env)
-    return Path(".fte") / "index"
 
 
 def index_location(base: Path, root: Path, *, chunk_chars: int, overlap_chars: int) -> Path:
