@@ -152,9 +152,6 @@ class FteSettings(BaseSettings):
             return value.strip() or None
         return value
 
-    @field_validator("data_dir", "out_dir", "corpus", mode="after")
-    @classmethod
-    def _expand_user(cls, value: Path) -> Path:
     @field_validator("sources", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -162,6 +159,9 @@ class FteSettings(BaseSettings):
             return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
         return value
 
+    @field_validator("data_dir", "out_dir", "corpus", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
         return value.expanduser()
 
     @classmethod

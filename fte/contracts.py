@@ -442,9 +442,9 @@ class SearchInput(Contract):
     corpus_dir: str
     queries: list[str]
     limit: int
+    task_id: str = Field(default="", description="The run searching: its web refusals go there.")
     sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)
 
-    task_id: str = Field(default="", description="The run searching: its web refusals go there.")
 
 class SearchResult(Contract):
     passages: list[Passage]
