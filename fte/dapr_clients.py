@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -83,7 +84,9 @@ def workflow_client(endpoint: RuntimeEndpoint) -> wf.DaprWorkflowClient:
     """A client that schedules, queries, raises events on and purges workflow instances."""
     port = str(endpoint.grpc_port) if endpoint.grpc_port is not None else None
     # The SDK logs every miss ("instance not found") and read race at WARNING/ERROR
-    # on stderr before raising; callers handle both, so only its criticals show.
+    # on stderr before raising; callers handle both, so only its criticals show. Its INFO
+    # lines would still reach the JSON log, one per wait (`ResearchClient.follow`).
+    logging.getLogger("durabletask-client").setLevel(logging.WARNING)
     with sdk_token(endpoint.api_token):
         return wf.DaprWorkflowClient(
             host=endpoint.host, port=port, logger_options=LoggerOptions(log_level="CRITICAL")
