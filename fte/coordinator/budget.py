@@ -8,12 +8,13 @@ first analyst call is not guessed cheaper than the planner's.
 
 Before each fan-out and each round the coordinator asks `fits()` for the step plus the
 steps the report cannot do without (analysis and fact check of what a round finds, the
-writer), so stopping early always leaves enough to write the report. The budget is then
-passed only when the steps after the last check cost more than their estimates, and by that
-difference: never when calls cost what earlier calls of the same agent cost, by at most one
-dear step otherwise (tests/orchestration/test_rounds.py). The first pass's analyst, fact
-checker and writer are estimated before its fan-out, from the planner's and nothing else:
-their first calls are the estimates most likely to be low.
+writer), so stopping early normally leaves enough to write the report; and every step the
+report needs is checked again just before it runs, with what is known by then. One that no
+longer fits runs on the built-in offline model, which costs nothing (`rounds.py`). So the
+budget is passed only by the one step that ran after its check and cost more than its
+estimate, by that difference: never when calls cost what earlier calls of the same agent
+cost (tests/orchestration/test_rounds.py). First calls are the estimates most likely to be
+low: an agent that has not run is estimated from the others.
 """
 
 from __future__ import annotations

@@ -63,15 +63,28 @@ def refresh_spend(run: Run) -> None:
 
 
 def stop_research(run: Run, why: str) -> None:
-    """The budget ends the research here; the run goes on to write its report."""
+    """The budget ends the research here (or changes how it ends); the report says why."""
     spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
-    run.budget_note = f"the budget ended the research: {why} (spent {spend.describe()})"
+    if run.budget_note is None:
+        run.budget_note = f"the budget ended the research: {why} (spent {spend.describe()})"
+    else:
+        run.budget_note += f"; then {why} (spent {spend.describe()})"
     run.progress.state.spend = spend.model_copy(update={"stopped": run.budget_note})
     run.progress.publish()
 
 
 def fits(run: Run, calls: dict[str, int]) -> bool:
     return budget.fits(run.cfg, run.progress.state.usage_by_agent, calls)
+
+
+def on_the_run_model(run: Run, agent: str, step: str) -> bool:
+    """Whether a step the report needs fits the budget; if not, it runs on the built-in
+    offline model, which costs nothing, and the report says so. Checking before every such
+    step is what keeps an estimate that was too low from passing the budget twice."""
+    if fits(run, {agent: 1}):
+        return True
+    stop_research(run, f"{step} ran on the built-in offline model, which costs nothing")
+    return False
 
 
 def pipeline_v2(run: Run) -> Flow:
@@ -106,9 +119,11 @@ def pipeline_v2(run: Run) -> Flow:
         if item.id not in searched:
             item.state = "pending"  # never searched: the budget stopped the fan-out
     refresh_spend(run)
-    analysis = yield from stages.analyse(run, plan, sources)
+    paid = on_the_run_model(run, "analyst", "the analysis")
+    analysis = yield from stages.analyse(run, plan, sources, offline=not paid)
     refresh_spend(run)
-    first = yield from stages.fact_check(run, analysis, sources)
+    paid = on_the_run_model(run, "fact_checker", "the fact check")
+    first = yield from stages.fact_check(run, analysis, sources, offline=not paid)
     refresh_spend(run)
     research = Research(plan=plan, sources=sources, checked=list(first.checked))
 
@@ -119,8 +134,13 @@ def pipeline_v2(run: Run) -> Flow:
         if not more:
             break
 
+    paid = on_the_run_model(run, "writer", "the writing")
     draft = yield from stages.write(
-        run, plan, fact_checker.FactCheck(checked=research.checked), research.sources
+        run,
+        plan,
+        fact_checker.FactCheck(checked=research.checked),
+        research.sources,
+        offline=not paid,
     )
     refresh_spend(run)
     return (
@@ -326,6 +346,11 @@ def analyse_and_check(
     ]
     run.progress.state.claims = offset + len(claims)
     refresh_spend(run)
+    if not fits(run, {"fact_checker": 1, "writer": 1}):
+        # Unchecked claims never reach the report; the research ends here.
+        stop_research(run, f"round {number}'s new claims were not fact-checked")
+        report.note = "new claims not fact-checked: budget"
+        return []
 
     report.state = "fact_checking"
     run.progress.enter("fact_checking")

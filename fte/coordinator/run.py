@@ -134,13 +134,15 @@ class Run:
         model: str,
         artifact: str | None = None,
         role: str | None = None,
+        offline: bool = False,
     ) -> Any:
         """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`,
-        or `<task>.<role>` when one agent runs more than once, as in gap-filling rounds)."""
+        or `<task>.<role>` when one agent runs more than once, as in gap-filling rounds).
+        `offline`: on the built-in offline model, whatever the run's model server is."""
         task = agent_task(
             self.task_id,
             agent,
-            endpoint=self.cfg.endpoint,
+            endpoint=ModelEndpoint(offline=True) if offline else self.cfg.endpoint,
             model=model,
             inputs=inputs,
             artifact=artifact,

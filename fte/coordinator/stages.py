@@ -13,6 +13,7 @@ import dapr.ext.workflow as wf
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, planner, writer
 from fte.contracts import (
+    OFFLINE_MODEL,
     CancelChildrenInput,
     CheckedClaim,
     DeleteInput,
@@ -124,7 +125,10 @@ def consolidate(results: list[SourceFinderResult]) -> list[Source]:
     return sources
 
 
-def analyse(run: Run, research_plan: planner.Plan, sources: list[Source]) -> Flow:
+def analyse(
+    run: Run, research_plan: planner.Plan, sources: list[Source], *, offline: bool = False
+) -> Flow:
+    """`offline`: on the built-in offline model, which costs nothing (a budget's last resort)."""
     run.progress.enter("analysing")
     raw = yield from run.wait(
         run.specialist(
@@ -134,12 +138,14 @@ def analyse(run: Run, research_plan: planner.Plan, sources: list[Source]) -> Flo
                 sub_questions=research_plan.sub_questions,
                 sources=[QuotedSource.of(s) for s in sources],
             ),
-            model=run.cfg.models.analyst,
+            model=OFFLINE_MODEL if offline else run.cfg.models.analyst,
             artifact=artifacts.NOTES,
+            offline=offline,
         )
     )
     analysis, usage = analyst.AGENT.reply(raw)
-    run.progress.add_usage(analyst.AGENT.name, usage)
+    if not offline:  # the offline model spends nothing
+        run.progress.add_usage(analyst.AGENT.name, usage)
     run.progress.state.claims = len(analysis.claims)
     run.progress.publish()
     if not analysis.claims:
@@ -147,25 +153,34 @@ def analyse(run: Run, research_plan: planner.Plan, sources: list[Source]) -> Flo
     return analysis
 
 
-def fact_check(run: Run, analysis: analyst.Analysis, sources: list[Source]) -> Flow:
+def fact_check(
+    run: Run, analysis: analyst.Analysis, sources: list[Source], *, offline: bool = False
+) -> Flow:
     run.progress.enter("fact_checking")
     raw = yield from run.wait(
         run.specialist(
             fact_checker.AGENT,
             fact_checker.claims_to_check(analysis.claims, [QuotedSource.of(s) for s in sources]),
-            model=run.cfg.models.fact_checker,
+            model=OFFLINE_MODEL if offline else run.cfg.models.fact_checker,
             artifact=artifacts.CLAIMS,
+            offline=offline,
         )
     )
     checked, usage = fact_checker.AGENT.reply(raw)
-    run.progress.add_usage(fact_checker.AGENT.name, usage)
+    if not offline:
+        run.progress.add_usage(fact_checker.AGENT.name, usage)
     if not any(c.verdict == "supported" for c in checked.checked):
         raise RunEnded("failed", "no claim was supported by its cited sources")
     return checked
 
 
 def write(
-    run: Run, research_plan: planner.Plan, checked: fact_checker.FactCheck, sources: list[Source]
+    run: Run,
+    research_plan: planner.Plan,
+    checked: fact_checker.FactCheck,
+    sources: list[Source],
+    *,
+    offline: bool = False,
 ) -> Flow:
     run.progress.enter("writing")
     # The writer sees only supported claims and only the sources they cite.
@@ -184,12 +199,14 @@ def write(
                     if s.id in cited
                 ],
             ),
-            model=run.cfg.models.writer,
+            model=OFFLINE_MODEL if offline else run.cfg.models.writer,
             artifact=artifacts.DRAFT,
+            offline=offline,
         )
     )
     draft, usage = writer.AGENT.reply(raw)
-    run.progress.add_usage(writer.AGENT.name, usage)
+    if not offline:
+        run.progress.add_usage(writer.AGENT.name, usage)
     return draft
 
 

@@ -14,6 +14,7 @@ import pytest
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, reviewer
 from fte.contracts import (
+    OFFLINE_MODEL,
     AgentTask,
     Budget,
     CheckedClaim,
@@ -423,23 +424,67 @@ def test_a_usd_budget_counts_in_the_runs_prices() -> None:
     assert "of $0.0015" in result.reason
 
 
+SPIKE = TokenUsage(prompt_tokens=900, completion_tokens=100, calls=1)
+
+
+def dear_analyst(raw: Any) -> Any:
+    """The analyst's reply, reporting SPIKE: far more than any call before it."""
+    answer = analyse_gaps(raw)
+    answer["usage"] = SPIKE.model_dump()
+    return answer
+
+
+def ran_offline(h: WorkflowHarness, workflow: str) -> bool:
+    [child] = [c for c in h.issued if isinstance(c, Child) and c.name == workflow]
+    task = AgentTask.model_validate(child.input)
+    return task.endpoint.offline and task.model == OFFLINE_MODEL
+
+
 def test_overshoot_is_at_most_the_one_step_that_cost_more_than_its_estimate() -> None:
-    spike = TokenUsage(prompt_tokens=900, completion_tokens=100, calls=1)
-
-    def dear_analyst(raw: Any) -> Any:
-        answer = analyse_gaps(raw)
-        answer["usage"] = spike.model_dump()
-        return answer
-
-    limit = 1500
+    # Planning and searching cost 480; the analyst is estimated at 120 (the dearest call
+    # seen) and fits, then costs 1000: the budget is passed by that one step.
+    limit = 1200
     h = start(depth=3, budget={"tokens": limit})
     h.run_until_blocked(rounds(**{ANALYST: dear_analyst}))
     result = outcome(h)
     assert result.status == "completed"
-    # The first pass's analyst cost 1000 where the estimate (from the planner) was 120;
-    # from then on estimates know it, and nothing else overshoots.
-    assert limit < spent_tokens(h) <= limit + spike.total_tokens
+    assert limit < spent_tokens(h) <= limit + SPIKE.total_tokens - CALL
+    # Every later step is checked against what is now known: the fact check and the writer
+    # run on the offline model, which spends nothing, and no round starts.
+    assert spent_tokens(h) == 4 * CALL + SPIKE.total_tokens
+    assert ran_offline(h, FACT_CHECKER) and ran_offline(h, WRITER)
+    assert not ran_offline(h, ANALYST)
     assert REVIEWER not in work(h.issued)
+    assert result.reason is not None
+    assert result.reason.startswith(
+        "the budget ended the research: the fact check ran on the built-in offline model"
+    )
+    assert "; then the writing ran on the built-in offline model" in result.reason
+    # The offline model's calls are not spend: the usage shows the paid calls only.
+    assert set(progress(h).usage_by_agent) == {"planner", "source_finder", "analyst"}
+
+
+def test_a_round_whose_claims_cannot_be_checked_adds_none() -> None:
+    # First pass 720, reviewer 840, one gap searched (estimated 240 + 360 reserved: fits
+    # 1500), found, analysed at 1000 (the round analyst's spike): its fact check no longer
+    # fits, so its claims are dropped, and the writer runs offline.
+    spiky = {"n": 0}
+
+    def analyst_spiking_in_round_one(raw: Any) -> Any:
+        spiky["n"] += 1
+        return dear_analyst(raw) if spiky["n"] > 1 else analyse_gaps(raw)
+
+    h = start(depth=2, budget={"tokens": 1500})
+    h.run_until_blocked(
+        rounds(**{REVIEWER: review_of(GAPS[:1]), ANALYST: analyst_spiking_in_round_one})
+    )
+    [done] = finalized(h).rounds
+    assert (done.sources_found, done.claims_added) == (["S6"], [])
+    assert done.note == "new claims not fact-checked: budget"
+    assert "r1.fact_checker.round1" not in children(h)
+    assert [c.claim.id for c in finalized(h).checked] == [f"C{i}" for i in range(1, 6)]
+    assert outcome(h).status == "completed"
+    assert ran_offline(h, WRITER)
 
 
 def test_estimates_learn_from_each_agents_calls() -> None:
