@@ -29,7 +29,7 @@ from dapr.ext.workflow._durabletask.task import NonRetryableError
 from fte import artifacts, changes, names, tracing
 from fte.agents import AnyAgent, all_agents
 from fte.agents.writer import WriterOutput
-from fte.artifacts import ArtifactStore
+from fte.artifacts import ArtifactStore, answer_key
 from fte.changes import Changes
 from fte.citations import DraftSection, verify_citations
 from fte.contracts import (
@@ -171,6 +171,14 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         task = AgentTask.model_validate(raw)
         _log_attempt(ctx, agent.name, task.task_id)
         d = deps()
+        # The engine delivers an activity at least once: again when its worker or sidecar
+        # died after the model answered, or when the completion was lost on its way to a
+        # workflow whose sidecar died. The answer is kept, so the model is asked once.
+        memo = answer_key(ctx.workflow_id, ctx.task_id, raw)
+        kept = d.store.get_document(memo)
+        if kept is not None:
+            log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
+            return dict(kept)
         model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
         model = tracing.traced(
             model, task_id=task.task_id, workflow_id=ctx.workflow_id, activity_task=ctx.task_id
@@ -179,7 +187,9 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         result = run.result.model_dump(mode="json")
         if task.artifact is not None:
             d.store.put(task.task_id, task.artifact, result)
-        return AgentReply(result=result, usage=run.usage).model_dump(mode="json")
+        reply = AgentReply(result=result, usage=run.usage).model_dump(mode="json")
+        d.store.remember_answer(memo, reply)
+        return reply
 
     return run_agent
 

@@ -8,6 +8,7 @@ to trust that the activity which wrote it reported back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -79,6 +80,21 @@ def rounds_artifact_names(rounds: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+# An agent activity's answer, under the scheduled activity that asked for it and a hash of
+# its input: a redelivered activity returns it instead of asking the model again
+# (fte.activities.agent_activity). It expires by itself, so no compensation or purge needs to
+# know about it: an hour outlasts any redelivery after a failover (seconds to minutes), and
+# only a run purged and started again under the same ID with the same input within the hour
+# would be answered from it.
+ANSWER_PREFIX = "answer"
+ANSWER_TTL_S = 3600
+
+
+def answer_key(workflow_id: str, task_number: int, inputs: Any) -> str:
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{ANSWER_PREFIX}:{workflow_id}:{task_number}:{digest}"
+
+
 def artifact_key(task_id: str, name: str) -> str:
     return f"{KEY_PREFIX}:{task_id}:{name}"
 
@@ -134,6 +150,14 @@ class ArtifactStore:
 
     def put_document(self, key: str, document: Any) -> None:
         self._client.save_state(STORE_NAME, key, json.dumps(document))
+
+    def remember_answer(self, key: str, reply: dict[str, Any]) -> None:
+        self._client.save_state(
+            STORE_NAME,
+            key,
+            json.dumps(reply),
+            state_metadata={"ttlInSeconds": str(ANSWER_TTL_S)},
+        )
 
     def update_index(
         self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY
