@@ -85,6 +85,7 @@ def render(
     state_url: str | None,
     pubsub_url: str | None,
     tracing_endpoint: str | None = None,
+    state_retention: bool = True,
 ) -> Backends:
     """Write the components for these URLs into `target` (replacing what was there).
 
@@ -159,6 +160,12 @@ def render(
         config["spec"]["secrets"] = {
             "scopes": [{"storeName": SECRET_STORE, "defaultAccess": "deny"}]
         }
+    if not state_retention:
+        # daprd 1.18.2 can crash (nil pointer in the orchestrator's handleRetention, which
+        # reads its cached state after a failover reset it) when a workflow completes on a
+        # sidecar that took it over from a dead one; without a retention policy that code
+        # returns early. Finished runs are then removed with `fte purge --older-than`.
+        config["spec"]["workflow"].pop("stateRetentionPolicy", None)
     if tracing_endpoint is not None:
         # OTLP/gRPC like the worker's exporter: the same collector gets the sidecar's
         # workflow spans and the worker's LLM spans, in the same traces.

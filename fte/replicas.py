@@ -177,6 +177,13 @@ class ReplicaSet:
                 daprd_env,
             )  # fmt: skip
             self.members.append(replica)
+            if index == 1:
+                # The first sidecar creates the state store's tables; several creating them
+                # at once on a fresh PostgreSQL database race ("type dapr_metadata already
+                # exists") and the losers exit.
+                self._wait_http(
+                    replica.daprd, f"http://{lo}:{replica.http_port}/v1.0/healthz", "daprd"
+                )
         for replica in self.members:
             assert replica.daprd is not None
             self._wait_http(replica.daprd, f"http://{lo}:{replica.http_port}/v1.0/healthz", "daprd")
@@ -450,6 +457,8 @@ def cmd_up(args: argparse.Namespace, *, say: Callable[[str], None]) -> int:
         tracing_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or None,
+        # Several replicas fail over; see fte.backends for why retention is then left out.
+        state_retention=replicas == 1,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
