@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 
 from playwright.sync_api import BrowserContext, Page, expect
 
 from fte import artifacts
-from fte.contracts import ApprovalDecision, ModelEndpoint, RunConfig
+from fte.contracts import ApprovalDecision, Budget, ModelEndpoint, RunConfig
+from fte.report import budget_stop_sentence, round_summary
 from fte.schedule.client import ScheduleClient, make_spec
 from tests.support.console import Console
 
@@ -211,3 +213,55 @@ def test_schedules_page_pauses_resumes_and_triggers(page: Page, console: Console
         expect(row.locator("td.change")).to_contain_text("first completed run")
     finally:
         schedules.remove(name)
+
+
+def test_a_deeper_run_shows_its_rounds_and_spend(page: Page, console: Console) -> None:
+    # Markup in the question reaches the plan and the gaps: it must show as text.
+    query = "How do durable <i>timers</i> fire after a restart?"
+    task_id = console.start(_id("depth"), query, depth=1, budget=Budget(tokens=500_000))
+    page.goto(f"{console.url}/runs/{task_id}")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
+    progress = console.client.snapshot(task_id).progress
+    assert progress is not None and progress.spend is not None and len(progress.rounds) == 1
+    first = progress.rounds[0]
+    assert first.looked_for, "the offline run leaves gaps on this corpus for round 1 to look for"
+    rounds = page.locator("#run-rounds")
+    expect(rounds.locator("#round-1 .round-summary")).to_have_text(round_summary(first))
+    expect(rounds.locator("#round-1 .gap-question")).to_have_text(
+        [g.question for g in first.looked_for]
+    )
+    assert any("<i>" in g.question for g in first.looked_for)
+    expect(rounds.locator("i")).to_have_count(0)  # shown as text, never as markup
+    remaining = console.client.report(task_id)["remaining_gaps"]
+    expect(rounds.locator("ul.remaining .gap-question")).to_have_text(
+        [g["question"] for g in remaining]
+    )
+    expect(page.locator("#run-budget")).to_have_text(progress.spend.describe())
+    expect(rounds.locator("dl.spend")).to_contain_text("500,000 tokens")
+    expect(page.locator("#run-round")).to_have_text("1 of 1")
+    expect(page.locator("#run-plan")).not_to_contain_text("More progress")
+
+    # The runs page: spend against the budget, times short in UTC with the full one as title.
+    page.goto(f"{console.url}/runs")
+    row = page.locator(f'tr[data-task-id="{task_id}"]')
+    expect(row.locator("td.budget")).to_have_text(re.compile(r"^[\d.]+k / 500k tokens$"))
+    expect(row.locator("td.budget")).to_have_attribute("title", progress.spend.describe())
+    started = row.locator("td.when time").first
+    expect(started).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"))
+    iso = started.get_attribute("title")
+    assert iso is not None
+    assert datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M") == (
+        started.inner_text()
+    )
+
+    # The same run with a budget that its first pass uses up: the budget's note shows.
+    tight = console.start(
+        _id("budget"), query, depth=1, budget=Budget(tokens=progress.spend.tokens - 1)
+    )
+    console.client.wait(tight, timeout_s=LIVE / 1000)
+    spent = console.client.snapshot(tight).progress
+    assert spent is not None and spent.spend is not None and spent.spend.stopped
+    page.goto(f"{console.url}/runs/{tight}")
+    expect(page.locator("#run-rounds .budget-stop")).to_have_text(
+        budget_stop_sentence(spent.spend.stopped)
+    )

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Playwright
 
 from fte import package_path
 from fte.client import ResearchClient
-from fte.contracts import OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
+from fte.contracts import OFFLINE_MODEL, AgentModels, Budget, ModelEndpoint, RunConfig
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.llm import LLMConfig
@@ -43,13 +43,23 @@ class Console:
     client: ResearchClient
     corpus: Path
 
-    def start(self, task_id: str, query: str, *, approve: bool = False) -> str:
+    def start(
+        self,
+        task_id: str,
+        query: str,
+        *,
+        approve: bool = False,
+        depth: int = 0,
+        budget: Budget | None = None,
+    ) -> str:
         config = RunConfig(
             query=query,
             corpus_dir=str(self.corpus),
             endpoint=ModelEndpoint(offline=True),
             models=OFFLINE_MODELS,
             require_approval=approve,
+            depth=depth,
+            budget=budget or Budget(),
         )
         return self.client.start(config, task_id)
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import dapr.ext.workflow as wf
 import pytest
+from dapr.clients import DaprClient
+from dapr.clients.health import DaprHealth
 from starlette.testclient import TestClient
 
 from fte import package_path
+from fte.artifacts import ArtifactStore
 from fte.client import ResearchClient
 from fte.errors import UsageError
 from fte.ui.app import ConsoleConfig, create_app
@@ -202,3 +207,44 @@ def test_a_busy_port_is_a_usage_error() -> None:
             listen("127.0.0.1", 70000)
     finally:
         taken.close()
+
+
+@pytest.fixture
+def sidecar_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The console with the SDK's real clients, whose sidecar no longer answers.
+
+    As when daprd dies under a running console: the clients were made while it was up
+    (here its health probe, which the SDK awaits on creation, is skipped), and its gRPC port
+    now refuses connections (bound and closed again, so nothing listens there).
+    """
+    monkeypatch.setattr(DaprHealth, "wait_for_sidecar", staticmethod(lambda: None))
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    grpc_port = closed.getsockname()[1]
+    closed.close()
+    dapr = DaprClient(address=f"127.0.0.1:{grpc_port}")
+    workflows = wf.DaprWorkflowClient(host="127.0.0.1", port=str(grpc_port))
+    app = create_app(
+        ResearchClient.borrowing(workflows, ArtifactStore(dapr)),
+        ConsoleConfig(
+            token=TOKEN,
+            hosts=allowed_hosts("127.0.0.1", 8765),
+            scorecard=tmp_path / "scorecard.json",
+            baseline=tmp_path / "baseline.json",
+        ),
+    )
+    try:
+        yield _signed_in(TestClient(app, base_url=f"http://{HOST}", follow_redirects=False))
+    finally:
+        workflows.close()
+        dapr.close()
+
+
+@pytest.mark.parametrize("path", ["/runs", "/runs/live", "/runs/r1", "/runs/r1/live", "/schedules"])
+def test_a_sidecar_that_does_not_answer_is_a_503_page(sidecar_gone: TestClient, path: str) -> None:
+    response = sidecar_gone.get(path)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Error 503</h1>" in response.text
+    assert re.search(r"Dapr sidecar", response.text), response.text
+    assert "Traceback" not in response.text and TOKEN not in response.text
