@@ -266,3 +266,34 @@ def test_a_failure_in_a_round_fails_the_run_and_deletes_every_rounds_artifacts(
     assert (snap.progress.reason or "").startswith("fact_checking: ")
     assert llm.calls[FACT_CHECK] == 3 and llm.calls[WRITER] == 0
     assert stored_artifact_keys(embedded_stack, task_id) == []
+
+
+def test_steps_the_budget_cannot_pay_for_are_written_by_the_offline_model(
+    research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
+) -> None:
+    dear = (9000, 1000)  # the analyst's one call: far more than its estimate
+    llm = scripted()
+    llm.usage = lambda agent, prompt, content: dear if agent == ANALYST else CALL_TOKENS
+    install(mock_llm, llm)
+    per_call = sum(CALL_TOKENS)
+    # Planner and 4 x 2 source-finder calls, then analyst, fact check and writer: fits
+    # exactly as estimated before the fan-out (every call like the planner's).
+    limit = (1 + 8 + 3) * per_call
+    task_id = research.start(config(corpus, depth=1, budget={"tokens": limit}), _task_id())
+    snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
+
+    assert snap.end_state == "completed", (snap.failure, snap.progress)
+    # The fact check and the writing did not fit after the analyst's dear call: the
+    # worker served them from the offline model, so the model server never saw them.
+    assert llm.calls[ANALYST] == 1
+    assert (llm.calls[FACT_CHECK], llm.calls[WRITER], llm.calls[REVIEWER]) == (0, 0, 0)
+    assert snap.outcome is not None and snap.outcome.spend is not None
+    spent = snap.outcome.spend.tokens
+    assert limit < spent <= limit + sum(dear) - per_call
+    reason = snap.outcome.reason or ""
+    assert reason.startswith(
+        "the budget ended the research: the fact check ran on the built-in offline model"
+    )
+    report = research.report(task_id)
+    assert report["sections"] and report["claims"]
+    assert set(report["usage_by_agent"]) == {"planner", "source_finder", "analyst"}
