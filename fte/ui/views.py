@@ -91,19 +91,24 @@ def moment(iso: str) -> Moment:
     return Moment(iso, _aware(parsed).astimezone(UTC).strftime("%Y-%m-%d %H:%M"))
 
 
-def budget_cell(spend: Spend | None) -> tuple[str, str]:
-    """The runs page's budget column: `35.2k / 200k tokens` and `$0.012 / $0.05` when set,
-    with `Spend.describe()` (the CLI's words) as the cell's title; ("", "") without a budget."""
+def budget_cell(spend: Spend | None) -> tuple[list[str], str]:
+    """The runs page's budget column, a line per limit set (`35.2k / 200k tokens`,
+    `$0.01 / $0.50`), with `Spend.describe()` (the CLI's words) as the cell's title."""
     if spend is None or (spend.max_tokens is None and spend.budget_usd is None):
-        return "", ""
-    parts = []
+        return [], ""
+    lines = []
     if spend.max_tokens is not None:
-        parts.append(f"{_compact(spend.tokens)} / {_compact(spend.max_tokens)} tokens")
+        lines.append(f"{_compact(spend.tokens)} / {_compact(spend.max_tokens)} tokens")
     if spend.budget_usd is not None:
-        usd = "?" if spend.usd is None else f"${spend.usd:.3g}"
-        parts.append(f"{usd} / ${spend.budget_usd:.3g}")
-    text = ", ".join(parts) + (" (stopped by the budget)" if spend.stopped else "")
-    return text, spend.describe()
+        usd = "?" if spend.usd is None else _dollars(spend.usd)
+        lines.append(f"{usd} / {_dollars(spend.budget_usd)}")
+    if spend.stopped:
+        lines.append("stopped by the budget")
+    return lines, spend.describe()
+
+
+def _dollars(usd: float) -> str:
+    return f"${usd:.2f}" if usd == 0 or usd >= 0.01 else f"${usd:.2g}"
 
 
 def _compact(n: int) -> str:
@@ -127,7 +132,7 @@ class RunRow:
     finished: Moment
     schedule: str | None
     settled: bool
-    budget: str = ""
+    budget: list[str] = field(default_factory=list)
     budget_title: str = ""
 
 

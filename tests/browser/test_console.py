@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from playwright.sync_api import BrowserContext, Page, expect
 
 from fte import artifacts
-from fte.contracts import ApprovalDecision, Budget, ModelEndpoint, RunConfig
+from fte.contracts import ApprovalDecision, ModelEndpoint, RunConfig
 from fte.report import budget_stop_sentence, round_summary
 from fte.schedule.client import ScheduleClient, make_spec
 from tests.support.console import Console
@@ -218,7 +218,7 @@ def test_schedules_page_pauses_resumes_and_triggers(page: Page, console: Console
 def test_a_deeper_run_shows_its_rounds_and_spend(page: Page, console: Console) -> None:
     # Markup in the question reaches the plan and the gaps: it must show as text.
     query = "How do durable <i>timers</i> fire after a restart?"
-    task_id = console.start(_id("depth"), query, depth=1, budget=Budget(tokens=500_000))
+    task_id = console.start(_id("depth"), query, depth=1, max_tokens=500_000)
     page.goto(f"{console.url}/runs/{task_id}")
     expect(page.locator("#run-status")).to_have_text("completed", timeout=LIVE)
     progress = console.client.snapshot(task_id).progress
@@ -256,7 +256,7 @@ def test_a_deeper_run_shows_its_rounds_and_spend(page: Page, console: Console) -
 
     # The same run with a budget that its first pass uses up: the budget's note shows.
     tight = console.start(
-        _id("budget"), query, depth=1, budget=Budget(tokens=progress.spend.tokens - 1)
+        _id("budget"), query, depth=1, max_tokens=progress.spend.tokens - 1
     )
     console.client.wait(tight, timeout_s=LIVE / 1000)
     spent = console.client.snapshot(tight).progress

@@ -22,10 +22,12 @@ from playwright.sync_api import Browser, Playwright
 
 from fte import package_path
 from fte.client import ResearchClient
-from fte.contracts import OFFLINE_MODEL, AgentModels, Budget, ModelEndpoint, RunConfig
+from fte.config import FteSettings
+from fte.contracts import OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from fte.llm import LLMConfig
+from fte.research import run_budget
 from fte.ui.app import ConsoleConfig, create_app
 from fte.ui.security import allowed_hosts, new_token
 from fte.ui.server import base_url, listen
@@ -50,8 +52,13 @@ class Console:
         *,
         approve: bool = False,
         depth: int = 0,
-        budget: Budget | None = None,
+        max_tokens: int | None = None,
+        budget_usd: float | None = None,
     ) -> str:
+        # The budget as the CLI makes it (the models' prices fixed in it: $0 offline).
+        budget = run_budget(
+            FteSettings(max_tokens=max_tokens, budget_usd=budget_usd), OFFLINE_MODELS
+        )
         config = RunConfig(
             query=query,
             corpus_dir=str(self.corpus),
@@ -59,7 +66,7 @@ class Console:
             models=OFFLINE_MODELS,
             require_approval=approve,
             depth=depth,
-            budget=budget or Budget(),
+            budget=budget,
         )
         return self.client.start(config, task_id)
 
