@@ -1,50 +1,76 @@
-"""The evals page's data: the latest scorecard against the baseline, scaled for the chart."""
+"""What the console's run and runs pages make of a run's rounds, spend and times (no engine)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+from fte.contracts import Gap, Progress, RoundReport, Spend, Stage
+from fte.report import round_summary
+from fte.ui.views import budget_cell, moment, round_views, spend_view
 
-from fte import package_path
-from fte.ui.views import BAR_MAX, eval_page
-
-BASELINE = package_path("evals", "data") / "baseline.json"
-
-
-def _card(tmp_path: Path, change: dict[str, float]) -> Path:
-    card: dict[str, Any] = json.loads(BASELINE.read_text())
-    for suite in card["suites"]:
-        for metric in suite["metrics"]:
-            if metric["name"] in change:
-                metric["value"] = change[metric["name"]]
-    path = tmp_path / "scorecard.json"
-    path.write_text(json.dumps(card))
-    return path
+GAPS = [
+    Gap(id="g2.1", kind="contradicted", question="Is <b>it</b> so?", claim_id="c3"),
+    Gap(id="g2.2", kind="unanswered", question="What else?", sub_question_id="q4"),
+]
 
 
-def test_a_gated_metric_worse_than_its_tolerance_is_flagged(tmp_path: Path) -> None:
-    page = eval_page(_card(tmp_path, {"citation_validity": 0.5}), BASELINE)
-    assert page.found and page.regressions == ["citation_validity"]
-    bar = next(b for b in page.bars if b.name == "citation_validity")
-    assert bar.worse and bar.value == "0.500" and bar.baseline == "1.000"
-    assert bar.now_width == BAR_MAX / 2 and bar.base_width == BAR_MAX
-    assert not [b for b in page.bars if b.worse and b.name != "citation_validity"]
-    assert page.chart_height > 0 and len(page.bars) > 10
+def _progress(stage: Stage, round_now: int, rounds: list[RoundReport]) -> Progress:
+    return Progress(
+        task_id="t",
+        query="q",
+        stage=stage,
+        started_at="2026-11-26T04:00:00+00:00",
+        updated_at="2026-11-26T04:01:00+00:00",
+        depth=2,
+        round=round_now,
+        rounds=rounds,
+    )
 
 
-def test_the_baseline_against_itself_has_no_regression() -> None:
-    page = eval_page(BASELINE, BASELINE)
-    assert page.found and page.regressions == [] and not page.problem
-    assert all(b.value == b.baseline for b in page.bars)
+def test_the_round_under_way_is_marked_until_it_is_done() -> None:
+    done = RoundReport(round=1, state="done", sources_found=["S9"], claims_added=["c7"])
+    searching = RoundReport(round=2, state="searching", looked_for=GAPS)
+    views = round_views(_progress("finding_sources", 2, [done, searching]), [done, searching])
+    assert [(v.number, v.under_way) for v in views] == [(1, False), (2, True)]
+    assert views[0].summary == round_summary(done)
+    assert [(g.label, g.question, g.about) for g in views[1].looked_for] == [
+        ("Contradicted claim", "Is <b>it</b> so?", "claim c3"),
+        ("Unanswered", "What else?", "sub-question q4"),
+    ]
+    # A finished run has no round under way, even if its last round never reached "done".
+    cut = round_views(_progress("failed", 2, [done, searching]), [done, searching])
+    assert not any(v.under_way for v in cut)
 
 
-def test_a_missing_or_broken_scorecard_says_so(tmp_path: Path) -> None:
-    missing = eval_page(tmp_path / "none.json", BASELINE)
-    assert not missing.found and "fte eval` writes one" in missing.problem
-    (tmp_path / "bad.json").write_text("{not json")
-    broken = eval_page(tmp_path / "bad.json", BASELINE)
-    assert not broken.found and "cannot read" in broken.problem
-    alone = eval_page(BASELINE, tmp_path / "none.json")
-    assert alone.found and "no readable baseline" in alone.problem
-    assert all(b.baseline == "-" for b in alone.bars)
+def test_spend_against_each_limit_and_the_budgets_note() -> None:
+    spend = Spend(
+        tokens=35_206,
+        usd=0.0123,
+        budget_usd=0.05,
+        max_tokens=200_000,
+        stopped="the budget ended the research: round 2 would pass it",
+    )
+    view = spend_view(spend)
+    assert view is not None and view.limited
+    assert (view.tokens, view.max_tokens, view.usd, view.budget_usd) == (
+        "35,206",
+        "200,000 tokens",
+        "$0.0123",
+        "$0.0500",
+    )
+    assert view.stopped == "The budget ended the research: round 2 would pass it."
+    assert view.summary == spend.describe()
+    assert budget_cell(spend) == (
+        ["35.2k / 200k tokens", "$0.01 / $0.05", "stopped by the budget"],
+        spend.describe(),
+    )
+    unpriced = spend_view(Spend(tokens=10, usd=None))
+    assert unpriced is not None and not unpriced.limited
+    assert (unpriced.usd, unpriced.budget_usd) == ("unknown (a model without a price)", "no limit")
+    assert budget_cell(Spend(tokens=10)) == ([], "")
+    assert budget_cell(None) == ([], "")
+
+
+def test_times_are_short_in_utc_with_the_full_one_kept() -> None:
+    m = moment("2026-11-26T05:25:13+01:00")
+    assert (m.short, m.iso) == ("2026-11-26 04:25", "2026-11-26T05:25:13+01:00")
+    assert moment("2026-11-26T04:25:13").short == "2026-11-26 04:25"  # naive: taken as UTC
+    assert moment("").short == "" and moment("yesterday").short == "yesterday"
