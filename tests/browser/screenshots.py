@@ -2,8 +2,9 @@
 
     .venv/bin/python -m tests.browser.screenshots [OUT_DIR]    # default docs/screenshots
 
-A private stack and offline worker run a few research runs on the sample corpus (one left
-waiting at the approval gate, one rejected) and a schedule, then Debian's Chromium opens
+A private stack and offline worker run a few research runs on the sample corpus (one with a
+gap-filling round and a token budget, one left waiting at the approval gate, one rejected)
+and a schedule, then Debian's Chromium opens
 each page through the token URL, as a person would.
 """
 
@@ -28,7 +29,13 @@ WIDTH = 1280
 
 def _runs(console: Console) -> tuple[str, str]:
     client: ResearchClient = console.client
-    done = console.start("durable-recovery", "How do durable workflows recover from crashes?")
+    done = console.start(
+        "durable-recovery",
+        "How do durable workflows recover from crashes?",
+        depth=1,
+        max_tokens=200_000,
+        budget_usd=0.5,
+    )
     client.wait(done, timeout_s=180)
     saga = console.start("saga-compensation", "What does a saga's compensation undo?")
     client.wait(saga, timeout_s=180)
@@ -92,9 +99,10 @@ def main(out: Path) -> None:
         page.goto(f"{console.url}/runs/{done}")
         page.frame_locator("iframe.report").locator("h1").wait_for()
         _shot(page, out / "run.png", full=False, height=1500)
-        timeline = out / "timeline.png"
-        page.locator("#run-timeline").screenshot(path=str(timeline))
-        print(timeline)
+        for name in ("rounds", "timeline"):
+            shot = out / f"{name}.png"
+            page.locator(f"#run-{name}").screenshot(path=str(shot))
+            print(shot)
         page.goto(f"{console.url}/schedules")
         _shot(page, out / "schedules.png", height=500)
         page.goto(f"{console.url}/evals")
