@@ -255,9 +255,7 @@ def test_a_deeper_run_shows_its_rounds_and_spend(page: Page, console: Console) -
     )
 
     # The same run with a budget that its first pass uses up: the budget's note shows.
-    tight = console.start(
-        _id("budget"), query, depth=1, max_tokens=progress.spend.tokens - 1
-    )
+    tight = console.start(_id("budget"), query, depth=1, max_tokens=progress.spend.tokens - 1)
     console.client.wait(tight, timeout_s=LIVE / 1000)
     spent = console.client.snapshot(tight).progress
     assert spent is not None and spent.spend is not None and spent.spend.stopped
