@@ -11,8 +11,8 @@ Known upstream failures (_ENGINE_STALLS): now and then the engine leaves a run w
 ever after the failover — a sidecar that took over a workflow discards an activity's
 completion as stale (dapr/durabletask-go#125; the fix is in durabletask-go versions the module
 proxy here does not serve), or a parent's turn creating a child and the finished child
-reporting back to the parent wait on each other. The test then xfails naming the runs and the sidecar's log line; any other
-unfinished run fails it.
+reporting back to the parent wait on each other. The test then xfails naming the runs and
+the sidecar's log line; any other unfinished run fails it.
 """
 
 from __future__ import annotations
