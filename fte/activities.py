@@ -202,6 +202,7 @@ def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
 @_permanent_failures_are_final
 def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = SearchInput.model_validate(raw)
+    _log_attempt(ctx, "search_sources", inp.task_id)
     providers: list[SourceProvider] = []
     if "local" in inp.sources:
         providers.append(deps().corpus(inp.corpus_dir))
