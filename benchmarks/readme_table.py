@@ -53,6 +53,7 @@ ROWS: list[tuple[str, str, Fmt, str]] = [
     ("warm_start_s", "stack start, warm (same directory again)", seconds, "≤ cold"),
     ("activities_per_s_50_runs", "throughput, runs at once, offline model: activities", per_second, "≥ 200/s"),  # noqa: E501
     ("workflows_per_s_50_runs", "… workflow instances (runs and their children)", per_second, "—"),
+    ("background_workers_for_20_detach", "background workers started by 20 simultaneous `fte research --detach`", str, "1"),  # noqa: E501
     ("history_bytes_per_run", "stored workflow state per run (8 sub-questions)", kilobytes, "≤ 100 KB"),  # noqa: E501
 ]  # fmt: skip
 
@@ -72,11 +73,14 @@ def table(results: dict[str, Any], before: dict[str, Any] | None) -> str:
     machine = results.get("machine", {})
     runs = results.get("throughput_runs", "?")
     published = results.get("dapr_published", {})
+    loads = f"{machine.get('load_1m_at_start', 0):.1f}"
+    if before is not None:
+        loads = f"{before.get('machine', {}).get('load_1m_at_start', 0):.1f} before, {loads} now"
     lines.append("")
     lines.append(
         f"Measured by `make bench` (`benchmarks/perf.py`) on {machine.get('cpus', '?')} cores, "
-        f"load average {machine.get('load_1m_at_start', 0):.1f} at the start (the machine was "
-        f"shared); mock LLM latency {results.get('mock_llm_delay_s', '?')} s; throughput with "
+        f"load average {loads} at the start (the machine was shared); mock LLM latency "
+        f"{results.get('mock_llm_delay_s', '?')} s; throughput with "
         f"{runs} runs at once. Dapr's published figures (v1.17, Kubernetes, PostgreSQL): "
         f"{published.get('workflows_per_s', '?'):.0f} workflows/s and "
         f"{published.get('activities_per_s', '?'):.0f} activities/s."
