@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from annotated_types import Gt, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -367,6 +367,7 @@ def _expected(name: str, fallback: str) -> str:
         return "true or false (also 1/0, yes/no, on/off)"
     if annotation is float:
         bounds = [f"greater than {m.gt}" for m in info.metadata if isinstance(m, Gt)]
+        bounds += [f"at least {m.ge}" for m in info.metadata if isinstance(m, Ge)]
         bounds += [f"at most {m.le}" for m in info.metadata if isinstance(m, Le)]
         return " ".join(["a finite number", " and ".join(bounds)]).strip()
     if annotation is Path:
