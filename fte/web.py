@@ -245,10 +245,9 @@ class SafeFetcher:
                 raise FetchRefused(url, f"HTTP {response_status}")
             content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type not in ALLOWED_CONTENT_TYPES:
-                raise FetchRefused(
-                    url, f"content type {content_type or 'unknown'!r} is not one of "
-                    f"{', '.join(ALLOWED_CONTENT_TYPES)}"
-                )  # fmt: skip
+                allowed = ", ".join(ALLOWED_CONTENT_TYPES)
+                shown = content_type or "unknown"
+                raise FetchRefused(url, f"content type {shown!r} is not one of {allowed}")
             page = FetchedPage(
                 url=current,
                 content_type=content_type,
@@ -565,25 +564,21 @@ _activity_lock = threading.Lock()
 
 
 def activity_web_source(store: DocumentStore) -> WebSource:
-    """The web source of a worker's search activity: one HTTP client per process (its
-    per-host politeness spans activities), pages cached in the state store."""
+    """The web source of a worker's search activity: one HTTP client and one fetcher per
+    process and state store (so per-host politeness spans activities), pages cached there."""
     global _activity_client
     with _activity_lock:
         if _activity_client is None:
             _activity_client = httpx.Client(timeout=httpx.Timeout(10.0))
         client = _activity_client
-    return WebSource(search_api_from_env(client), _shared_fetcher(client, StatePageCache(store)))
-
-
-_fetchers: dict[int, SafeFetcher] = {}
-
-
-def _shared_fetcher(client: httpx.Client, cache: PageCache) -> SafeFetcher:
-    with _activity_lock:
-        fetcher = _fetchers.get(id(client))
+        fetcher = _fetchers.get(id(store))
         if fetcher is None:
-            fetcher = _fetchers[id(client)] = SafeFetcher(client, cache=cache)
-        return fetcher
+            fetcher = _fetchers[id(store)] = SafeFetcher(client, cache=StatePageCache(store))
+    return WebSource(search_api_from_env(client), fetcher)
+
+
+# By the id of the worker's store: a process that serves two stacks (tests) keeps them apart.
+_fetchers: dict[int, SafeFetcher] = {}
 
 
 def fuse(rankings: Sequence[Sequence[Passage]], *, limit: int, k: int = 60) -> list[Passage]:

@@ -140,10 +140,7 @@ def test_web_source_ranks_fetched_passages_and_reports_refusals(
     http_mock.get(f"https://{PUBLIC_IP}:443/image.png").respond(
         200, content=b"\x89PNG", headers={"Content-Type": "image/png"}
     )
-    fetcher = SafeFetcher(
-        client, resolver=lambda host, port: [host] if host[0].isdigit() else public(host),
-        politeness_s=0.0,
-    )  # fmt: skip
+    fetcher = SafeFetcher(client, resolver=lambda host, port: public(host), politeness_s=0.0)
     source = WebSource(TavilySearch(client, KEY), fetcher)
     found = source.search("durable timers restarts", limit=5)
 
