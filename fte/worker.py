@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class _InFlight:
     def __init__(self) -> None:
         self._count = 0
         self._idle = threading.Condition()
+        self._last_done = -math.inf  # time.monotonic() when an activity last returned
 
     def __enter__(self) -> None:
         with self._idle:
@@ -51,7 +53,12 @@ class _InFlight:
     def __exit__(self, *exc_info: object) -> None:
         with self._idle:
             self._count -= 1
+            self._last_done = time.monotonic()
             self._idle.notify_all()
+
+    def since_last_done(self) -> float:
+        with self._idle:
+            return time.monotonic() - self._last_done
 
     @property
     def count(self) -> int:
@@ -262,7 +269,9 @@ class WorkflowWorker:
                 timeout_s=self._drain_timeout_s,
             )
         if self._in_flight.wait_idle(self._drain_timeout_s):
-            time.sleep(_RESPONSE_GRACE_S)
+            # Only an activity that returned just now may still be sending its result; a
+            # command whose run ended a while ago need not wait (it used to, every time).
+            time.sleep(max(0.0, _RESPONSE_GRACE_S - self._in_flight.since_last_done()))
         self._runtime.shutdown()
         self._started = False
 
