@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -111,7 +112,7 @@ def test_multi_query_search_ranks_like_the_search_activity(tmp_path: Path) -> No
     previous = activities.configure(deps)
     try:
         raw = activities.search_sources(
-            cast(Any, None),
+            cast(Any, SimpleNamespace(workflow_id="run-1.sources.q1", task_id=1)),
             SearchInput(corpus_dir=str(tmp_path), queries=queries, limit=3).model_dump(),
         )
     finally:
