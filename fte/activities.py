@@ -28,6 +28,7 @@ from dapr.ext.workflow._durabletask.task import NonRetryableError
 
 from fte import artifacts, changes, names, tracing
 from fte.agents import AnyAgent, all_agents
+from fte.agents.source_finder import RELEVANCE, Candidate, RelevanceInput
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore, answer_key
 from fte.changes import Changes
@@ -36,15 +37,25 @@ from fte.contracts import (
     AgentReply,
     AgentTask,
     CancelChildrenInput,
+    CandidatesFound,
+    CandidatesInput,
     DeleteInput,
     FinalizeInput,
     FinalizeResult,
+    Gathered,
+    GatherInput,
+    JudgeInput,
     Notice,
+    QuotedSource,
     SearchInput,
     SearchResult,
+    Source,
+    SourceFinderResult,
+    SourcesKept,
     StoreInput,
     TokenUsage,
 )
+from fte.coordinator.stages import number_new
 from fte.errors import FteError, LLMTransientError
 from fte.llm import ModelRouter
 from fte.report import RefusedPage, Report, number_sources, render_markdown
@@ -179,19 +190,65 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         if kept is not None:
             log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
             return dict(kept)
-        model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
-        model = tracing.traced(
-            model, task_id=task.task_id, workflow_id=ctx.workflow_id, activity_task=ctx.task_id
-        )
-        run = agent.run(model, task.model, agent.input_model.model_validate(task.inputs))
-        result = run.result.model_dump(mode="json")
-        if task.artifact is not None:
-            d.store.put(task.task_id, task.artifact, result)
-        reply = AgentReply(result=result, usage=run.usage).model_dump(mode="json")
-        d.store.remember_answer(memo, reply)
-        return reply
+        if task.sources_from is not None:
+            task = task.model_copy(update={"inputs": _quoted(task.task_id, task)})
+        return _ask_model(ctx, agent, task, memo)
 
     return run_agent
+
+
+def _stored_sources(task_id: str, names_: list[str]) -> list[Source]:
+    """The run's sources, text included, from the artifacts that hold them, in order."""
+    store = deps().store
+    sources: list[Source] = []
+    for name in names_:
+        document = store.get(task_id, name)
+        if document is None:
+            raise NonRetryableError(f"the run's sources {name!r} are not stored")
+        sources += [Source.model_validate(s) for s in document["sources"]]
+    return sources
+
+
+def _quoted(task_id: str, task: AgentTask) -> dict[str, Any]:
+    """`task.inputs` with every quoted source (`QuotedSource`, given by its ID only) filled in
+    from the stored sources, so the agent sees what it would have been sent in full."""
+    by_id = {
+        s.id: QuotedSource.of(s).model_dump(mode="json")
+        for s in _stored_sources(task_id, task.sources_from or [])
+    }
+    quote_keys = set(QuotedSource.model_fields)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == quote_keys:
+                if value["id"] not in by_id:
+                    raise NonRetryableError(f"source {value['id']} is not in {task.sources_from}")
+                return by_id[value["id"]]
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+
+    filled: dict[str, Any] = fill(task.inputs)
+    return filled
+
+
+def _ask_model(
+    ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask, memo: str
+) -> dict[str, Any]:
+    """Run `agent` on the model once, store its result if asked, and remember the answer."""
+    d = deps()
+    model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
+    model = tracing.traced(
+        model, task_id=task.task_id, workflow_id=ctx.workflow_id, activity_task=ctx.task_id
+    )
+    run = agent.run(model, task.model, agent.input_model.model_validate(task.inputs))
+    result = run.result.model_dump(mode="json")
+    if task.artifact is not None:
+        d.store.put(task.task_id, task.artifact, result)
+    reply = AgentReply(result=result, usage=run.usage).model_dump(mode="json")
+    d.store.remember_answer(memo, reply)
+    return reply
 
 
 def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
@@ -203,6 +260,104 @@ def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
 def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = SearchInput.model_validate(raw)
     _log_attempt(ctx, "search_sources", inp.task_id)
+    return _search(inp).model_dump(mode="json")
+
+
+@_permanent_failures_are_final
+def search_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """Search, then store the candidates: their text never enters a workflow's history."""
+    inp = CandidatesInput.model_validate(raw)
+    _log_attempt(ctx, "search_candidates", inp.search.task_id)
+    found = _search(inp.search)
+    if inp.exclude_passage_ids:
+        known = set(inp.exclude_passage_ids)
+        fresh = [p for p in found.passages if p.passage_id not in known][: inp.keep_at_most]
+        found = found.model_copy(update={"passages": fresh})
+    deps().store.put(inp.search.task_id, inp.name, found.model_dump(mode="json"))
+    return CandidatesFound(count=len(found.passages), retrieved_at=found.retrieved_at).model_dump(
+        mode="json"
+    )
+
+
+@_permanent_failures_are_final
+def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """Keep the stored candidates the relevance agent finds relevant, as `sources.<q>`.
+
+    The agent is shown exactly what the classic source finder showed it (same passages,
+    same order), so its request is the same. Returns how many it kept (`SourcesKept`).
+    """
+    inp = JudgeInput.model_validate(raw)
+    _log_attempt(ctx, RELEVANCE.name, inp.task_id)
+    d = deps()
+    question = inp.sub_question
+    stored = d.store.get(inp.task_id, inp.candidates)
+    if stored is None:
+        # A redelivery after this activity finished: its result is stored already.
+        done = d.store.get(inp.task_id, artifacts.sources_for(question.id))
+        if done is None:
+            raise NonRetryableError(f"the search results {inp.candidates!r} are not stored")
+        return _without_text(SourceFinderResult.model_validate(done))
+    found = SearchResult.model_validate(stored)
+    usage, kept = inp.usage, []
+    if found.passages:  # nothing to judge, nothing to pay for
+        task = AgentTask(
+            task_id=inp.task_id,
+            agent=RELEVANCE.name,
+            model=inp.model,
+            endpoint=inp.endpoint,
+            inputs=RelevanceInput(
+                sub_question=question.text,
+                candidates=[
+                    Candidate(passage_id=p.passage_id, title=p.title, text=p.text)
+                    for p in found.passages
+                ],
+                keep=inp.keep,
+            ).model_dump(mode="json"),
+        )
+        memo = answer_key(ctx.workflow_id, ctx.task_id, raw)
+        reply = d.store.get_document(memo)
+        if reply is None:
+            reply = _ask_model(ctx, RELEVANCE, task, memo)
+        judged, judge_usage = RELEVANCE.reply(reply)
+        usage += judge_usage
+        by_id = {p.passage_id: p for p in found.passages}
+        kept = [by_id[passage_id] for passage_id in judged.relevant_passage_ids]
+    result = SourceFinderResult(
+        sub_question_id=question.id, passages=kept, retrieved_at=inp.retrieved_at, usage=usage
+    )
+    d.store.put(inp.task_id, artifacts.sources_for(question.id), result.model_dump(mode="json"))
+    d.store.delete(inp.task_id, [inp.candidates])
+    return _without_text(result)
+
+
+def _without_text(result: SourceFinderResult) -> dict[str, Any]:
+    """What the workflows see of the kept passages: how many; they are stored."""
+    return SourcesKept(
+        sub_question_id=result.sub_question_id, kept=len(result.passages), usage=result.usage
+    ).model_dump(mode="json")
+
+
+def gather_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """Number the new passages of source finders' artifacts as sources and store them; the
+    workflow gets them without their text."""
+    inp = GatherInput.model_validate(raw)
+    store = deps().store
+    results = []
+    for name in inp.found:
+        document = store.get(inp.task_id, name)
+        if document is None:
+            raise NonRetryableError(f"the source finder's result {name!r} is not stored")
+        results.append(SourceFinderResult.model_validate(document))
+    sources = number_new(
+        results, known_passage_ids=set(inp.known_passage_ids), numbered_from=inp.numbered_from
+    )
+    if sources:
+        store.put(inp.task_id, inp.name, {"sources": [s.model_dump(mode="json") for s in sources]})
+    lean = [s.model_copy(update={"text": ""}) for s in sources]
+    return Gathered(sources=lean).model_dump(mode="json")
+
+
+def _search(inp: SearchInput) -> SearchResult:
     providers: list[SourceProvider] = []
     if "local" in inp.sources:
         providers.append(deps().corpus(inp.corpus_dir))
@@ -232,12 +387,14 @@ def search_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
         deps().store.add_web_refusals(
             inp.task_id, {refusal.url: refusal.reason for refusal in web_source.refusals}
         )
-    return SearchResult(passages=ranked, retrieved_at=_now()).model_dump(mode="json")
+    return SearchResult(passages=ranked, retrieved_at=_now())
 
 
 @_permanent_failures_are_final
 def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = FinalizeInput.model_validate(raw)
+    if inp.sources_from is not None:
+        inp = inp.model_copy(update={"sources": _stored_sources(inp.task_id, inp.sources_from)})
     draft = WriterOutput.model_validate(inp.draft)
     sections, integrity = verify_citations(
         [DraftSection.model_validate(s.model_dump()) for s in draft.sections],
@@ -363,6 +520,9 @@ def activities() -> dict[str, Callable[..., Any]]:
     by_name.update(
         {
             names.SEARCH_SOURCES: search_sources,
+            names.SEARCH_CANDIDATES: search_candidates,
+            names.JUDGE_CANDIDATES: judge_candidates,
+            names.GATHER_SOURCES: gather_sources,
             names.STORE_ARTIFACT: store_artifact,
             names.FINALIZE_REPORT: finalize_report,
             names.NOTIFY: notify,

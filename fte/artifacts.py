@@ -50,6 +50,15 @@ def sources_for(sub_question_id: str) -> str:
     return f"{SOURCES}.{sub_question_id}"
 
 
+# A lean source finder's search results, kept in the store (not in history) until its
+# relevance judgement has read them; that activity deletes them, compensation too.
+CANDIDATES = "candidates"
+
+
+def candidates_for(sub_question_id: str) -> str:
+    return f"{CANDIDATES}.{sub_question_id}"
+
+
 # A gap-filling round's review, and its own sources, notes and claims (`notes.round2`).
 REVIEW = "review"
 
@@ -62,7 +71,11 @@ def round_artifact_stages(round_number: int, gap_ids: Sequence[str]) -> list[lis
     """Every artifact round `round_number` can write, by step, in the order it writes them."""
     return [
         [round_artifact(REVIEW, round_number)],
-        [*(sources_for(g) for g in gap_ids), round_artifact(SOURCES, round_number)],
+        [
+            *(candidates_for(g) for g in gap_ids),
+            *(sources_for(g) for g in gap_ids),
+            round_artifact(SOURCES, round_number),
+        ],
         [round_artifact(NOTES, round_number)],
         [round_artifact(CLAIMS, round_number)],
     ]
@@ -125,7 +138,10 @@ def run_artifact_stages(sub_question_ids: Sequence[str]) -> list[list[str]]:
 
 
 def run_artifact_names(sub_question_ids: Sequence[str]) -> list[str]:
-    return [name for stage in run_artifact_stages(sub_question_ids) for name in stage]
+    """Every artifact a run can write: its stages' (`run_artifact_stages`, what coordinator
+    v1 compensates), and the candidates v2's lean source finders keep until judged."""
+    stages = [name for stage in run_artifact_stages(sub_question_ids) for name in stage]
+    return [*stages, *(candidates_for(q) for q in sub_question_ids)]
 
 
 class ArtifactStore:

@@ -420,6 +420,11 @@ class AgentTask(Contract):
     artifact: str | None = Field(
         default=None, description="Store the checked result under this artifact name."
     )
+    sources_from: list[str] | None = Field(
+        default=None,
+        description="Artifacts holding the run's sources: the quoted sources in `inputs` "
+        "carry only their IDs and are filled in from there (lean history).",
+    )
 
 
 class AgentReply(Contract):
@@ -451,6 +456,61 @@ class SearchResult(Contract):
     retrieved_at: str
 
 
+class CandidatesInput(Contract):
+    """A lean source finder's search: its results are stored, not returned."""
+
+    search: SearchInput
+    name: str = Field(description="The artifact the candidates are stored under.")
+    exclude_passage_ids: list[str] = Field(
+        default_factory=list, description="Passages the run already has: left out."
+    )
+    keep_at_most: int = Field(description="Candidates to keep after the exclusion.")
+
+
+class CandidatesFound(Contract):
+    """What a workflow learns of a stored search: how many passages, and when."""
+
+    count: int
+    retrieved_at: str
+
+
+class SourcesKept(Contract):
+    """A lean source finder's result: how many passages it kept (stored as `sources.<q>`)."""
+
+    sub_question_id: str
+    kept: int
+    usage: TokenUsage
+
+
+class GatherInput(Contract):
+    """Number the passages that source finders kept (`sources.<q>` artifacts, in order)."""
+
+    task_id: str
+    found: list[str] = Field(description="The source finders' artifacts, in order.")
+    known_passage_ids: list[str] = Field(default_factory=list)
+    numbered_from: int = Field(default=0, description="How many sources the run has.")
+    name: str = Field(description="The artifact the new sources are stored under.")
+
+
+class Gathered(Contract):
+    """The new sources without their text (it stays in the state store)."""
+
+    sources: list[Source]
+
+
+class JudgeInput(Contract):
+    """A lean source finder's relevance judgement over the candidates stored by its search."""
+
+    task_id: str
+    sub_question: SubQuestion
+    candidates: str = Field(description="The artifact holding the candidates (deleted after).")
+    endpoint: ModelEndpoint
+    model: str
+    keep: int
+    retrieved_at: str
+    usage: TokenUsage = Field(description="What the source finder spent before the judgement.")
+
+
 class FinalizeInput(Contract):
     task_id: str
     query: str
@@ -471,6 +531,10 @@ class FinalizeInput(Contract):
     rounds: list[RoundReport] = Field(default_factory=list)
     remaining_gaps: list[Gap] = Field(default_factory=list)
     spend: Spend | None = None
+    sources_from: list[str] | None = Field(
+        default=None,
+        description="Artifacts holding the sources; replace `sources` when given (lean history).",
+    )
 
 
 class FinalizeResult(Contract):

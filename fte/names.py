@@ -10,6 +10,8 @@ from __future__ import annotations
 # Workflows
 COORDINATOR = "research"
 SOURCE_FINDER = "research.source_finder"
+# Coordinator v2's source finder: passages stay in the state store (lean history).
+SOURCE_FINDER_LEAN = "research.source_finder.lean"
 SPECIALIST_PREFIX = "research."
 SCHEDULE = "research.schedule"
 
@@ -21,6 +23,9 @@ SCHEDULE_CONTROL = "schedule.control"
 
 # Activities that are not agents
 SEARCH_SOURCES = "fte.search_sources"
+SEARCH_CANDIDATES = "fte.search_candidates"
+JUDGE_CANDIDATES = "fte.judge_candidates"
+GATHER_SOURCES = "fte.gather_sources"
 STORE_ARTIFACT = "fte.store_artifact"
 FINALIZE_REPORT = "fte.finalize_report"
 NOTIFY = "fte.notify"

@@ -15,10 +15,14 @@ from fte.agents.source_finder import QUERIES, RELEVANCE, Candidate, QueriesInput
 from fte.contracts import (
     AgentReply,
     AgentTask,
+    CandidatesFound,
+    CandidatesInput,
+    JudgeInput,
     SearchInput,
     SearchResult,
     SourceFinderInput,
     SourceFinderResult,
+    SourcesKept,
     StoreInput,
 )
 from fte.coordinator.run import Flow, ask
@@ -102,6 +106,65 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
         retry_policy=IO_RETRY,
     )
     return result.model_dump(mode="json")
+
+
+def lean_source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """The source finder of coordinator v2: the same steps, but passages stay in the state
+    store. The search stores its candidates and returns a count; the relevance judgement
+    reads them there and stores the kept passages as `sources.<q>`; the workflow returns
+    how many it kept (`SourcesKept`), so no passage text enters any history."""
+    inp = SourceFinderInput.model_validate(raw)
+    question = inp.sub_question
+    queries, usage = QUERIES.reply(
+        (
+            yield ask(
+                ctx,
+                inp.task_id,
+                QUERIES,
+                endpoint=inp.endpoint,
+                model=inp.model,
+                inputs=QueriesInput(sub_question=question.text),
+            )
+        )
+    )
+    candidates = artifacts.candidates_for(question.id)
+    found = CandidatesFound.model_validate(
+        (
+            yield ctx.call_activity(
+                names.SEARCH_CANDIDATES,
+                input=CandidatesInput(
+                    search=SearchInput(
+                        corpus_dir=inp.corpus_dir,
+                        queries=queries.queries,
+                        # As the classic source finder: past what the run already holds.
+                        limit=inp.candidates + len(inp.exclude_passage_ids),
+                        sources=inp.sources,
+                        task_id=inp.task_id,
+                    ),
+                    name=candidates,
+                    exclude_passage_ids=inp.exclude_passage_ids,
+                    keep_at_most=inp.candidates,
+                ),
+                retry_policy=IO_RETRY,
+            )
+        )
+    )
+    # The judgement calls the model only when there are candidates, so LLM retries apply.
+    result = yield ctx.call_activity(
+        names.JUDGE_CANDIDATES,
+        input=JudgeInput(
+            task_id=inp.task_id,
+            sub_question=question,
+            candidates=candidates,
+            endpoint=inp.endpoint,
+            model=inp.model,
+            keep=inp.keep,
+            retrieved_at=found.retrieved_at,
+            usage=usage,
+        ),
+        retry_policy=LLM_RETRY if found.count else IO_RETRY,
+    )
+    return SourcesKept.model_validate(result).model_dump(mode="json")
 
 
 def specialist_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:

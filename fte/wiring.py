@@ -19,7 +19,11 @@ from fte.llm import LLMClient, LLMConfig, Model, ModelRouter
 from fte.schedule import activities as schedule_activities
 from fte.schedule import workflow as schedule_workflow
 from fte.sources import cached_corpus
-from fte.specialists import source_finder_workflow, specialist_workflow
+from fte.specialists import (
+    lean_source_finder_workflow,
+    source_finder_workflow,
+    specialist_workflow,
+)
 from fte.worker import DEFAULT_ACTIVITY_THREADS, Registrar, Registry, WorkflowWorker
 
 
@@ -33,6 +37,7 @@ def register(
     for version, workflow in coordinator_versions.items():
         registry.workflow(names.COORDINATOR, workflow, version=version, latest=version == latest)
     registry.workflow(names.SOURCE_FINDER, source_finder_workflow)
+    registry.workflow(names.SOURCE_FINDER_LEAN, lean_source_finder_workflow)
     for agent in SPECIALISTS:
         registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
     for name, activity in activities.activities().items():

@@ -50,6 +50,8 @@ class Research:
     checked: list[CheckedClaim]
     searched: list[str] = field(default_factory=list)
     unsearched: list[Gap] = field(default_factory=list)
+    # The artifacts holding the sources' text, in source order (`sources` holds none).
+    stored: list[str] = field(default_factory=lambda: [artifacts.SOURCES])
 
 
 def refresh_spend(run: Run) -> None:
@@ -90,6 +92,7 @@ def on_the_run_model(run: Run, agent: str, step: str) -> bool:
 def pipeline_v2(run: Run) -> Flow:
     """The first pass (as v1, its source fan-out within the budget), rounds, report."""
     run.progress.state.depth = run.cfg.depth
+    run.lean = True
     plan = yield from stages.plan(run)
     if run.cfg.require_approval:
         plan = yield from approval_gate(run, plan)
@@ -120,10 +123,14 @@ def pipeline_v2(run: Run) -> Flow:
             item.state = "pending"  # never searched: the budget stopped the fan-out
     refresh_spend(run)
     paid = on_the_run_model(run, "analyst", "the analysis")
-    analysis = yield from stages.analyse(run, plan, sources, offline=not paid)
+    analysis = yield from stages.analyse(
+        run, plan, sources, offline=not paid, sources_from=[artifacts.SOURCES]
+    )
     refresh_spend(run)
     paid = on_the_run_model(run, "fact_checker", "the fact check")
-    first = yield from stages.fact_check(run, analysis, sources, offline=not paid)
+    first = yield from stages.fact_check(
+        run, analysis, sources, offline=not paid, sources_from=[artifacts.SOURCES]
+    )
     refresh_spend(run)
     research = Research(plan=plan, sources=sources, checked=list(first.checked))
 
@@ -154,6 +161,7 @@ def pipeline_v2(run: Run) -> Flow:
             # Depth 0 is the one-pass run as it always was, report included.
             remaining_gaps=remaining_gaps(run, research) if run.cfg.depth else [],
             spend=run.progress.state.spend,
+            sources_from=research.stored,
         )
     )
 
@@ -237,6 +245,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     run.progress.enter("finding_sources")
     run.round_artifacts.append(
         [
+            *(artifacts.candidates_for(g.id) for g in gaps),
             *(artifacts.sources_for(g.id) for g in gaps),
             artifacts.round_artifact(artifacts.SOURCES, number),
         ]
@@ -244,7 +253,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     known = [s.passage_id for s in research.sources]
     tasks = [
         run.child(
-            names.SOURCE_FINDER,
+            names.SOURCE_FINDER_LEAN,
             f"sources.{gap.id}",
             SourceFinderInput(
                 task_id=run.task_id,
@@ -264,45 +273,27 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     while pending:
         done = yield from run.wait(wf.when_any(pending))
         pending.remove(done)
-        result = SourceFinderResult.model_validate(done.get_result())
+        result = stages.kept(done.get_result())
         run.progress.add_usage("source_finder", result.usage)
         run.progress.publish()
-    results = [SourceFinderResult.model_validate(t.get_result()) for t in tasks]
-    new = more_sources(research.sources, results)
+    # Numbered and stored by an activity: the passages' text stays in the state store.
+    stored = artifacts.round_artifact(artifacts.SOURCES, number)
+    new: list[Source] = yield from stages.gather_sources(
+        run, [artifacts.sources_for(g.id) for g in gaps], research.sources, name=stored
+    )
     research.sources = [*research.sources, *new]
+    if new:
+        research.stored.append(stored)
     run.progress.state.sources_found = len(research.sources)
     run.progress.publish()
-    if new:
-        yield run.store(
-            artifacts.round_artifact(artifacts.SOURCES, number),
-            {"sources": [s.model_dump(mode="json") for s in new]},
-        )
     return new
 
 
 def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list[Source]:
     """The passages not yet among `known`, numbered on from `known`'s last source ID."""
-    seen = {s.passage_id for s in known}
-    new: list[Source] = []
-    for result in results:
-        for passage in result.passages:
-            if passage.passage_id in seen:
-                continue
-            seen.add(passage.passage_id)
-            new.append(
-                Source(
-                    id=f"S{len(known) + len(new) + 1}",
-                    passage_id=passage.passage_id,
-                    title=passage.title,
-                    location=passage.location,
-                    section=passage.section,
-                    page=passage.page,
-                    text=passage.text,
-                    retrieved_at=result.retrieved_at,
-                    sub_question_id=result.sub_question_id,
-                )
-            )
-    return new
+    return stages.number_new(
+        results, known_passage_ids={s.passage_id for s in known}, numbered_from=len(known)
+    )
 
 
 def analyse_and_check(
@@ -326,6 +317,7 @@ def analyse_and_check(
             model=run.cfg.models.analyst,
             artifact=notes,
             role=f"{analyst.AGENT.name}.round{number}",
+            sources_from=[artifacts.round_artifact(artifacts.SOURCES, number)],
         )
     )
     analysis, usage = analyst.AGENT.reply(raw)
@@ -363,6 +355,7 @@ def analyse_and_check(
             model=run.cfg.models.fact_checker,
             artifact=checked_name,
             role=f"{fact_checker.AGENT.name}.round{number}",
+            sources_from=[artifacts.round_artifact(artifacts.SOURCES, number)],
         )
     )
     checked, usage = fact_checker.AGENT.reply(raw)

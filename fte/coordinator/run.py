@@ -84,6 +84,9 @@ class Run:
         self.children: list[str] = []
         # Artifacts of gap-filling rounds, by step, in the order they may be written.
         self.round_artifacts: list[list[str]] = []
+        # Coordinator v2 keeps passages out of history: its source finders and agents pass
+        # artifact names and IDs, and activities read the text from the state store.
+        self.lean = False
         # Set when the budget ended the research early; the run still completes.
         self.budget_note: str | None = None
         self.cancel = ctx.wait_for_external_event(names.CANCEL_EVENT)
@@ -135,6 +138,7 @@ class Run:
         artifact: str | None = None,
         role: str | None = None,
         offline: bool = False,
+        sources_from: list[str] | None = None,
     ) -> Any:
         """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`,
         or `<task>.<role>` when one agent runs more than once, as in gap-filling rounds).
@@ -147,6 +151,10 @@ class Run:
             inputs=inputs,
             artifact=artifact,
         )
+        if sources_from is not None:
+            # Only the sources' IDs travel (and are stored in history); the activity reads
+            # their text from these artifacts.
+            task.sources_from = sources_from
         return self.child(names.specialist_workflow(agent.name), role or agent.name, task)
 
     def wait(self, task: Any) -> Flow:

@@ -8,6 +8,8 @@ agent's module; the rules here are about the run as a whole.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dapr.ext.workflow as wf
 
 from fte import artifacts, names
@@ -20,11 +22,14 @@ from fte.contracts import (
     FinalizeInput,
     FinalizeResult,
     Gap,
+    Gathered,
+    GatherInput,
     QuotedSource,
     RoundReport,
     Source,
     SourceFinderInput,
     SourceFinderResult,
+    SourcesKept,
     Spend,
 )
 from fte.coordinator.progress import iso
@@ -54,13 +59,15 @@ def plan(run: Run) -> Flow:
 
 def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
     run.progress.enter("finding_sources")
+    # v2's lean source finders keep passages out of history (`Run.lean`).
+    workflow = names.SOURCE_FINDER_LEAN if run.lean else names.SOURCE_FINDER
     progress = run.progress.state
     for item in progress.sub_questions:
         item.state = "searching"
     run.progress.publish()
     tasks = [
         run.child(
-            names.SOURCE_FINDER,
+            workflow,
             f"sources.{q.id}",
             SourceFinderInput(
                 task_id=run.task_id,
@@ -80,30 +87,79 @@ def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
     while pending:
         done = yield from run.wait(wf.when_any(pending))
         pending.remove(done)
-        result = SourceFinderResult.model_validate(done.get_result())
+        result = kept(done.get_result())
         item = next(i for i in progress.sub_questions if i.id == result.sub_question_id)
         item.state = "done"
-        item.sources = len(result.passages)
-        progress.sources_found += len(result.passages)
+        item.sources = result.kept
+        progress.sources_found += result.kept
         run.progress.add_usage("source_finder", result.usage)
         run.progress.publish()
 
     # Sub-question order, not finishing order, so source IDs never depend on timing.
-    sources = consolidate([SourceFinderResult.model_validate(t.get_result()) for t in tasks])
+    if run.lean:
+        # The passages' text is in the source finders' artifacts; an activity numbers and
+        # stores them, and the run keeps them without their text.
+        sources = yield from gather_sources(
+            run, [artifacts.sources_for(q.id) for q in research_plan.sub_questions], []
+        )
+    else:
+        sources = consolidate([SourceFinderResult.model_validate(t.get_result()) for t in tasks])
     progress.sources_found = len(sources)
     run.progress.publish()
     if not sources:
         raise RunEnded(
             "failed", f"no relevant source found in {run.cfg.corpus_dir} for any sub-question"
         )
-    yield run.store(artifacts.SOURCES, {"sources": [s.model_dump(mode="json") for s in sources]})
+    if not run.lean:
+        yield run.store(
+            artifacts.SOURCES, {"sources": [s.model_dump(mode="json") for s in sources]}
+        )
+    return sources
+
+
+def kept(raw: dict[str, Any]) -> SourcesKept:
+    """What a source finder reports, from either kind (the lean one returns only a count)."""
+    if "kept" in raw:
+        return SourcesKept.model_validate(raw)
+    result = SourceFinderResult.model_validate(raw)
+    return SourcesKept(
+        sub_question_id=result.sub_question_id, kept=len(result.passages), usage=result.usage
+    )
+
+
+def gather_sources(
+    run: Run, found: list[str], known: list[Source], *, name: str = artifacts.SOURCES
+) -> Flow:
+    """The new sources in the artifacts `found`, stored as `name` (when there are any) and
+    returned without their text."""
+    raw = yield from run.wait(
+        run.ctx.call_activity(
+            names.GATHER_SOURCES,
+            input=GatherInput(
+                task_id=run.task_id,
+                found=found,
+                known_passage_ids=[s.passage_id for s in known],
+                numbered_from=len(known),
+                name=name,
+            ),
+            retry_policy=IO_RETRY,
+        )
+    )
+    sources: list[Source] = Gathered.model_validate(raw).sources
     return sources
 
 
 def consolidate(results: list[SourceFinderResult]) -> list[Source]:
     """One source per distinct passage, numbered S1, S2, ... in the order given."""
+    return number_new(results, known_passage_ids=set(), numbered_from=0)
+
+
+def number_new(
+    results: list[SourceFinderResult], *, known_passage_ids: set[str], numbered_from: int
+) -> list[Source]:
+    """The distinct passages not among the known ones, numbered on from `numbered_from`."""
     sources: list[Source] = []
-    seen: set[str] = set()
+    seen = set(known_passage_ids)
     for result in results:
         for passage in result.passages:
             if passage.passage_id in seen:
@@ -111,7 +167,7 @@ def consolidate(results: list[SourceFinderResult]) -> list[Source]:
             seen.add(passage.passage_id)
             sources.append(
                 Source(
-                    id=f"S{len(sources) + 1}",
+                    id=f"S{numbered_from + len(sources) + 1}",
                     passage_id=passage.passage_id,
                     title=passage.title,
                     location=passage.location,
@@ -126,9 +182,15 @@ def consolidate(results: list[SourceFinderResult]) -> list[Source]:
 
 
 def analyse(
-    run: Run, research_plan: planner.Plan, sources: list[Source], *, offline: bool = False
+    run: Run,
+    research_plan: planner.Plan,
+    sources: list[Source],
+    *,
+    offline: bool = False,
+    sources_from: list[str] | None = None,
 ) -> Flow:
-    """`offline`: on the built-in offline model, which costs nothing (a budget's last resort)."""
+    """`offline`: on the built-in offline model, which costs nothing (a budget's last resort).
+    `sources_from`: the artifacts the activity reads the sources' text from (lean history)."""
     run.progress.enter("analysing")
     raw = yield from run.wait(
         run.specialist(
@@ -141,6 +203,7 @@ def analyse(
             model=OFFLINE_MODEL if offline else run.cfg.models.analyst,
             artifact=artifacts.NOTES,
             offline=offline,
+            sources_from=sources_from,
         )
     )
     analysis, usage = analyst.AGENT.reply(raw)
@@ -154,7 +217,12 @@ def analyse(
 
 
 def fact_check(
-    run: Run, analysis: analyst.Analysis, sources: list[Source], *, offline: bool = False
+    run: Run,
+    analysis: analyst.Analysis,
+    sources: list[Source],
+    *,
+    offline: bool = False,
+    sources_from: list[str] | None = None,
 ) -> Flow:
     run.progress.enter("fact_checking")
     raw = yield from run.wait(
@@ -164,6 +232,7 @@ def fact_check(
             model=OFFLINE_MODEL if offline else run.cfg.models.fact_checker,
             artifact=artifacts.CLAIMS,
             offline=offline,
+            sources_from=sources_from,
         )
     )
     checked, usage = fact_checker.AGENT.reply(raw)
@@ -220,6 +289,7 @@ def finalize(
     rounds: list[RoundReport] | None = None,
     remaining_gaps: list[Gap] | None = None,
     spend: Spend | None = None,
+    sources_from: list[str] | None = None,
 ) -> Flow:
     run.progress.enter("finalizing")
     raw = yield from run.wait(
@@ -229,7 +299,8 @@ def finalize(
                 task_id=run.task_id,
                 query=run.cfg.query,
                 draft=draft.model_dump(mode="json"),
-                sources=sources,
+                # Read from the artifacts by the activity when they are named.
+                sources=[] if sources_from is not None else sources,
                 checked=checked,
                 sub_questions=research_plan.sub_questions,
                 plan_rationale=research_plan.rationale,
@@ -245,6 +316,7 @@ def finalize(
                 rounds=rounds or [],
                 remaining_gaps=remaining_gaps or [],
                 spend=spend,
+                sources_from=sources_from,
             ),
             retry_policy=IO_RETRY,
         )
@@ -262,6 +334,9 @@ def compensate(run: Run) -> Flow:
             retry_policy=COMPENSATION_RETRY,
         )
     first_pass = artifacts.run_artifact_stages(run.sub_question_ids)
+    if run.lean:  # lean source finders store their candidates too (v1 deletes as it did)
+        candidates = [artifacts.candidates_for(q) for q in run.sub_question_ids]
+        first_pass[1] = [*candidates, *first_pass[1]]
     # Gap-filling rounds (coordinator v2) write theirs after the fact check, before the draft.
     written = [*first_pass[:4], *run.round_artifacts, *first_pass[4:]]
     for stage in reversed(written):

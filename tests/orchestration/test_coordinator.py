@@ -30,6 +30,8 @@ from fte.contracts import (
     DeleteInput,
     FinalizeInput,
     FinalizeResult,
+    Gathered,
+    GatherInput,
     Notice,
     Outcome,
     Passage,
@@ -37,10 +39,12 @@ from fte.contracts import (
     RunConfig,
     SourceFinderInput,
     SourceFinderResult,
+    SourcesKept,
     StoreInput,
     SubQuestion,
     TokenUsage,
 )
+from fte.coordinator.stages import number_new
 from fte.wiring import register
 from tests.support.orchestration import (
     START,
@@ -76,6 +80,10 @@ ANALYST = names.specialist_workflow(analyst.AGENT.name)
 FACT_CHECKER = names.specialist_workflow(fact_checker.AGENT.name)
 WRITER = names.specialist_workflow(writer.AGENT.name)
 SOURCE_FINDERS = ["r1.sources.q1", "r1.sources.q2", "r1.sources.q3"]
+# The latest coordinator's source finder keeps passages in the state store; an activity
+# numbers what the source finders kept.
+FINDER = names.SOURCE_FINDER_LEAN
+GATHER = names.GATHER_SOURCES
 SPECIALISTS = ["r1.analyst", "r1.fact_checker", "r1.writer"]
 # Compensation deletes artifacts stage by stage, last stage first.
 DELETED_IN_ORDER = [
@@ -83,7 +91,11 @@ DELETED_IN_ORDER = [
     ["draft"],
     ["claims"],
     ["notes"],
-    ["sources.q1", "sources.q2", "sources.q3", "sources"],
+    [
+        *(f"candidates.q{i}" for i in (1, 2, 3)),
+        *(f"sources.q{i}" for i in (1, 2, 3)),
+        "sources",
+    ],
     ["plan"],
 ]
 
@@ -114,6 +126,22 @@ def plan_of(texts: list[str]) -> Responder:
 
 
 def sources_from(found: Mapping[str, list[str]]) -> Responder:
+    """A source finder that keeps `found[<sub-question>]` (stored, so it returns a count)."""
+
+    def answer(raw: Any) -> Any:
+        inp = SourceFinderInput.model_validate(raw)
+        return SourcesKept(
+            sub_question_id=inp.sub_question.id,
+            kept=len(found.get(inp.sub_question.id, [])),
+            usage=USAGE,
+        ).model_dump(mode="json")
+
+    return answer
+
+
+def classic_sources_from(found: Mapping[str, list[str]]) -> Responder:
+    """Coordinator v1's source finder, which returns the passages it keeps."""
+
     def answer(raw: Any) -> Any:
         inp = SourceFinderInput.model_validate(raw)
         return SourceFinderResult(
@@ -124,6 +152,44 @@ def sources_from(found: Mapping[str, list[str]]) -> Responder:
         ).model_dump(mode="json")
 
     return answer
+
+
+def gather_from(found: Mapping[str, list[str]]) -> Responder:
+    """The gathering activity over what `sources_from(found)` kept, numbered as it numbers."""
+
+    def answer(raw: Any) -> Any:
+        inp = GatherInput.model_validate(raw)
+        results = []
+        for name in inp.found:
+            sub_question = name.removeprefix("sources.")
+            passages = [passage(p) for p in found.get(sub_question, [])]
+            results.append(
+                SourceFinderResult(
+                    sub_question_id=sub_question,
+                    passages=passages,
+                    retrieved_at=RETRIEVED,
+                    usage=USAGE,
+                )
+            )
+        new = number_new(
+            results,
+            known_passage_ids=set(inp.known_passage_ids),
+            numbered_from=inp.numbered_from,
+        )
+        return Gathered(sources=[s.model_copy(update={"text": ""}) for s in new]).model_dump(
+            mode="json"
+        )
+
+    return answer
+
+
+def finding(found: Mapping[str, list[str]]) -> dict[str, Responder]:
+    """Source finders and the gathering activity, over the same passages (v1's too)."""
+    return {
+        FINDER: sources_from(found),
+        GATHER: gather_from(found),
+        names.SOURCE_FINDER: classic_sources_from(found),
+    }
 
 
 def analyse(raw: Any) -> Any:
@@ -170,7 +236,9 @@ def write(raw: Any) -> Any:
 
 def finalize(raw: Any) -> Any:
     inp = FinalizeInput.model_validate(raw)
-    integrity = CitationIntegrity(policy=inp.policy, citations_checked=len(inp.sources))
+    # v2 names the sources' artifacts instead of sending the sources; v1 sends them.
+    assert (inp.sources == []) == (inp.sources_from is not None)
+    integrity = CitationIntegrity(policy=inp.policy, citations_checked=len(inp.checked))
     report_key = artifacts.artifact_key(inp.task_id, artifacts.REPORT)
     return FinalizeResult(report_key=report_key, integrity=integrity).model_dump(mode="json")
 
@@ -195,7 +263,7 @@ def notify(raw: Any) -> None:
 
 PIPELINE: dict[str, Responder] = {
     PLANNER: plan_of(QUESTIONS),
-    names.SOURCE_FINDER: sources_from(FOUND),
+    **finding(FOUND),
     ANALYST: analyse,
     FACT_CHECKER: fact_check,
     WRITER: write,
@@ -297,8 +365,8 @@ def test_stages_and_children_run_in_pipeline_order() -> None:
 
     assert work(h.issued) == [
         PLANNER,
-        *(f"{names.SOURCE_FINDER} {child}" for child in SOURCE_FINDERS),
-        names.STORE_ARTIFACT,
+        *(f"{FINDER} {child}" for child in SOURCE_FINDERS),
+        GATHER,
         f"{ANALYST} r1.analyst",
         f"{FACT_CHECKER} r1.fact_checker",
         f"{WRITER} r1.writer",
@@ -351,7 +419,7 @@ def test_agents_get_the_run_configuration() -> None:
     finders = [
         SourceFinderInput.model_validate(a.input)
         for a in h.issued
-        if isinstance(a, Child) and a.name == names.SOURCE_FINDER
+        if isinstance(a, Child) and a.name == FINDER
     ]
     assert [
         (f.task_id, f.sub_question, f.corpus_dir, f.model, f.keep, f.candidates) for f in finders
@@ -369,7 +437,7 @@ def test_agents_get_the_run_configuration() -> None:
 
 def test_source_finders_report_progress_as_each_finishes_out_of_order() -> None:
     h = start()
-    h.run_until_blocked(without(names.SOURCE_FINDER))
+    h.run_until_blocked(without(FINDER))
     assert [c.instance_id for c in h.pending if isinstance(c, Child)] == SOURCE_FINDERS
     assert progress(h).stage == "finding_sources"
 
@@ -377,7 +445,7 @@ def test_source_finders_report_progress_as_each_finishes_out_of_order() -> None:
         return [(q.id, q.state, q.sources) for q in progress(h).sub_questions]
 
     assert states() == [("q1", "searching", 0), ("q2", "searching", 0), ("q3", "searching", 0)]
-    answer = PIPELINE[names.SOURCE_FINDER]
+    answer = PIPELINE[FINDER]
     inputs = {c.instance_id: c.input for c in h.pending if isinstance(c, Child)}
 
     h.complete("r1.sources.q3", answer(inputs["r1.sources.q3"])).step()
@@ -392,16 +460,20 @@ def test_source_finders_report_progress_as_each_finishes_out_of_order() -> None:
 
     h.complete("r1.sources.q2", answer(inputs["r1.sources.q2"])).step()
     assert states() == [("q1", "done", 2), ("q2", "done", 2), ("q3", "done", 2)]
-    assert work(h.actions) == [names.STORE_ARTIFACT]
+    assert work(h.actions) == [GATHER]
     assert h.replay() == h.raw_actions
+    assert progress(h).sources_found == 6  # as each finished; gathering counts them once
+
+    # IDs follow sub-question order, not finishing order (q3 finished first).
+    [gather] = inputs_of(h, GATHER)
+    assert GatherInput.model_validate(gather) == GatherInput(
+        task_id=TASK, found=[f"sources.q{i}" for i in (1, 2, 3)], name="sources"
+    )
+    h.complete(GATHER, gather_from(FOUND)(gather)).step()
     # The passage found for q2 and q3 is one source, counted once.
     assert progress(h).sources_found == 5
-
-    [stored] = inputs_of(h, names.STORE_ARTIFACT)
-    assert stored["name"] == "sources"
-    # IDs follow sub-question order, not finishing order (q3 finished first); the
-    # duplicate belongs to the first sub-question that found it.
-    sources = stored["document"]["sources"]
+    # The duplicate belongs to the first sub-question that found it (`number_new`).
+    sources = Gathered.model_validate(gather_from(FOUND)(gather)).model_dump()["sources"]
     assert [(s["id"], s["passage_id"], s["sub_question_id"]) for s in sources] == [
         ("S1", "timers-1", "q1"),
         ("S2", "timers-2", "q1"),
@@ -416,8 +488,12 @@ def test_analyst_sees_the_consolidated_sources() -> None:
     h = start()
     h.run_until_blocked(without(ANALYST))
     [child] = [t for t in h.pending if isinstance(t, Child)]
-    inputs = analyst.AnalystInput.model_validate(AgentTask.model_validate(child.input).inputs)
+    task = AgentTask.model_validate(child.input)
+    inputs = analyst.AnalystInput.model_validate(task.inputs)
     assert [s.id for s in inputs.sources] == ["S1", "S2", "S3", "S4", "S5"]
+    # Only the IDs travel through history; the activity reads the text from the artifact.
+    assert task.sources_from == ["sources"]
+    assert all(s.text == "" for s in inputs.sources)
     assert [q.id for q in inputs.sub_questions] == ["q1", "q2", "q3"]
 
 
@@ -451,7 +527,7 @@ def test_nothing_is_searched_before_the_plan_is_approved() -> None:
     assert Timer(None, "externalEvent", names.APPROVAL_EVENT) in h.issued
 
     h.raise_event(names.APPROVAL_EVENT, {"approved": True, "comment": "go"}).step()
-    assert work(h.actions) == [f"{names.SOURCE_FINDER} {child}" for child in SOURCE_FINDERS]
+    assert work(h.actions) == [f"{FINDER} {child}" for child in SOURCE_FINDERS]
     assert h.replay() == h.raw_actions
     assert h.run_until_blocked(PIPELINE) == []
     assert outcome(h).status == "completed"
@@ -489,7 +565,11 @@ def test_edited_sub_questions_are_what_compensation_deletes() -> None:
     h.run_until_blocked(without(ANALYST))
     h.raise_event(names.CANCEL_EVENT).step()
     h.run_until_blocked(without(ANALYST))
-    assert deletions(h)[4] == ["sources.q1", "sources.q2", "sources.q3", "sources.q4", "sources"]
+    assert deletions(h)[4] == [
+        *(f"candidates.q{i}" for i in range(1, 5)),
+        *(f"sources.q{i}" for i in range(1, 5)),
+        "sources",
+    ]
     assert outcome(h).reason == "cancelled by user"
 
 
@@ -500,7 +580,7 @@ def test_rejected_plan_ends_the_run_and_deletes_what_it_may_have_written() -> No
     assert h.replay() == h.raw_actions
     assert h.run_until_blocked(PIPELINE) == []
 
-    assert names.SOURCE_FINDER not in work(h.issued)
+    assert FINDER not in work(h.issued)
     assert names.CANCEL_CHILDREN not in work(h.issued)  # there are no children to stop
     assert deletions(h) == DELETED_IN_ORDER
     rejected = Outcome(task_id=TASK, status="rejected", reason="too broad", usage=usage(1))
@@ -522,7 +602,7 @@ def test_malformed_approval_is_reported_and_ignored() -> None:
     assert h.replay() == h.raw_actions
 
     h.raise_event(names.APPROVAL_EVENT, {"approved": True}).step()
-    assert work(h.actions) == [f"{names.SOURCE_FINDER} {child}" for child in SOURCE_FINDERS]
+    assert work(h.actions) == [f"{FINDER} {child}" for child in SOURCE_FINDERS]
     assert progress(h).checkins == 0  # an invalid answer is no reminder
 
 
@@ -569,7 +649,7 @@ def test_timeout_can_auto_approve() -> None:
     assert h.now == START + timedelta(seconds=900)
     assert notices(h)[-1].message == "No answer: plan auto-approved"
     assert work(h.complete(names.NOTIFY).step()) == [
-        f"{names.SOURCE_FINDER} {child}" for child in SOURCE_FINDERS
+        f"{FINDER} {child}" for child in SOURCE_FINDERS
     ]
     assert h.run_until_blocked(PIPELINE) == []
     assert outcome(h).status == "completed"
@@ -597,9 +677,7 @@ def test_cancel_at_the_gate() -> None:
             [["report"], ["draft"], ["claims"], ["notes"], ["sources"], ["plan"]],
             id="planning",
         ),
-        pytest.param(
-            names.SOURCE_FINDER, "finding_sources", SOURCE_FINDERS, DELETED_IN_ORDER, id="sources"
-        ),
+        pytest.param(FINDER, "finding_sources", SOURCE_FINDERS, DELETED_IN_ORDER, id="sources"),
         pytest.param(
             ANALYST, "analysing", [*SOURCE_FINDERS, "r1.analyst"], DELETED_IN_ORDER, id="analysing"
         ),
@@ -674,13 +752,14 @@ def test_failing_analyst_is_compensated_then_the_run_fails() -> None:
 
 def test_no_sources_fails_the_run_with_its_reason() -> None:
     h = start()
-    h.run_until_blocked(pipeline(**{names.SOURCE_FINDER: sources_from({})}))
+    h.run_until_blocked(pipeline(**finding({})))
 
     reason = "no relevant source found in /corpus for any sub-question"
     assert h.result == Failed("RuntimeError", f"research run failed at finding_sources: {reason}")
     assert progress(h).reason == reason
     assert [q.state for q in progress(h).sub_questions] == ["done"] * 3
     assert names.STORE_ARTIFACT not in work(h.issued)
+    assert inputs_of(h, GATHER)[0]["name"] == "sources"  # it stores nothing when none
     assert inputs_of(h, names.CANCEL_CHILDREN) == [{"instance_ids": SOURCE_FINDERS}]
     assert notices(h)[-1].message == f"failed: {reason}"
 

@@ -21,9 +21,11 @@ from fte.contracts import (
     Claim,
     FinalizeInput,
     Gap,
+    Gathered,
     ModelPrice,
     Outcome,
     SourceFinderInput,
+    SourceFinderResult,
     TokenUsage,
 )
 from fte.coordinator import LATEST, VERSIONS, budget, research_workflow
@@ -33,7 +35,9 @@ from fte.worker import Registry
 from tests.orchestration.test_coordinator import (
     ANALYST,
     FACT_CHECKER,
+    FINDER,
     FOUND,
+    GATHER,
     PIPELINE,
     PLANNER,
     QUESTIONS,
@@ -43,11 +47,13 @@ from tests.orchestration.test_coordinator import (
     analyse,
     config,
     deletions,
+    finding,
+    gather_from,
     inputs_of,
     outcome,
+    passage,
     progress,
     reply,
-    sources_from,
     start,
     work,
 )
@@ -125,7 +131,7 @@ ROUNDS: dict[str, Responder] = {
     **PIPELINE,
     FACT_CHECKER: check,
     REVIEWER: review_of(GAPS),
-    names.SOURCE_FINDER: sources_from({**FOUND, **GAP_FOUND}),
+    **finding({**FOUND, **GAP_FOUND}),
     ANALYST: analyse_gaps,
 }
 
@@ -180,7 +186,7 @@ def test_a_round_searches_the_gaps_and_checks_only_what_is_new() -> None:
     finders = {
         c.instance_id: SourceFinderInput.model_validate(c.input)
         for c in h.issued
-        if isinstance(c, Child) and c.name == names.SOURCE_FINDER
+        if isinstance(c, Child) and c.name == FINDER
     }
     gap_finder = finders["r1.sources.g1.1"]
     assert gap_finder.sub_question.text == GAPS[0].question
@@ -219,7 +225,16 @@ def test_a_round_searches_the_gaps_and_checks_only_what_is_new() -> None:
     # planned sub-question.
     by_id = {c.claim.id: c.claim for c in final.checked}
     assert (by_id["C6"].sub_question_id, by_id["C7"].sub_question_id) == ("q3", None)
-    assert [s.id for s in final.sources] == [f"S{i}" for i in range(1, 8)]
+    # Finalize reads the sources, in order, from the artifacts that hold them.
+    assert final.sources == [] and final.sources_from == ["sources", "sources.round1"]
+    assert inputs_of(h, GATHER)[1] == {
+        "task_id": TASK,
+        "found": ["sources.g1.1", "sources.g1.2"],
+        "known_passage_ids": ["timers-1", "timers-2", "retries-1", "shared", "undo-1"],
+        "numbered_from": 5,
+        "name": "sources.round1",
+    }
+    assert analysed.sources_from == ["sources.round1"]
     # The first pass's claims answer no sub-question (test_coordinator's analyst), so q1
     # and q2 are still open; q3 is answered now.
     assert [(g.kind, g.sub_question_id) for g in final.remaining_gaps] == [
@@ -262,7 +277,7 @@ def test_later_rounds_do_not_repeat_a_search_and_stop_when_nothing_is_left() -> 
 
 def test_a_round_that_finds_nothing_new_adds_no_claim() -> None:
     h = start(depth=1)
-    h.run_until_blocked(rounds(**{names.SOURCE_FINDER: sources_from(FOUND)}))
+    h.run_until_blocked(rounds(**finding(FOUND)))
     [done] = finalized(h).rounds
     assert (done.sources_found, done.claims_added, done.note) == ([], [], "no new source found")
     assert "r1.analyst.round1" not in children(h)
@@ -270,28 +285,18 @@ def test_a_round_that_finds_nothing_new_adds_no_claim() -> None:
 
 
 def test_more_sources_numbers_on_and_skips_known_passages() -> None:
-    h = start(depth=0)
-    h.run_until_blocked(PIPELINE)
-    known = finalized(h).sources
+    first_pass = {"task_id": TASK, "found": [f"sources.q{i}" for i in (1, 2, 3)], "name": "s"}
+    known = Gathered.model_validate(gather_from(FOUND)(first_pass)).sources
     results = [
-        sources_from(GAP_FOUND)(
-            SourceFinderInput.model_validate(
-                {
-                    "task_id": TASK,
-                    "sub_question": {"id": gap, "text": "?"},
-                    "corpus_dir": "/c",
-                    "endpoint": {},
-                    "model": "m",
-                    "keep": 2,
-                    "candidates": 4,
-                }
-            )
+        SourceFinderResult(
+            sub_question_id=gap,
+            passages=[passage(p) for p in GAP_FOUND[gap]],
+            retrieved_at="2030-01-01T00:00:00+00:00",
+            usage=USAGE,
         )
         for gap in ("g1.1", "g1.2")
     ]
-    from fte.contracts import SourceFinderResult
-
-    new = more_sources(known, [SourceFinderResult.model_validate(r) for r in results])
+    new = more_sources(known, results)
     assert [(s.id, s.passage_id, s.sub_question_id) for s in new] == [
         ("S6", "undo-2", "g1.1"),
         ("S7", "drift-1", "g1.2"),
@@ -330,11 +335,15 @@ def test_cancel_during_a_round_deletes_every_rounds_artifacts() -> None:
         ["draft"],
         ["claims.round1"],
         ["notes.round1"],
-        ["sources.g1.1", "sources.g1.2", "sources.round1"],
+        ["candidates.g1.1", "candidates.g1.2", "sources.g1.1", "sources.g1.2", "sources.round1"],
         ["review.round1"],
         ["claims"],
         ["notes"],
-        ["sources.q1", "sources.q2", "sources.q3", "sources"],
+        [
+            *(f"candidates.q{i}" for i in (1, 2, 3)),
+            *(f"sources.q{i}" for i in (1, 2, 3)),
+            "sources",
+        ],
         ["plan"],
     ]
     assert h.replay() == h.raw_actions
@@ -398,7 +407,7 @@ def test_a_budget_too_small_for_any_search_fails_with_what_to_do() -> None:
     assert reason is not None
     assert reason.startswith("the budget cannot pay for searching even one sub-question")
     assert reason.endswith("raise --budget-usd or --max-tokens")
-    assert names.SOURCE_FINDER not in work(h.issued)
+    assert FINDER not in work(h.issued)
 
 
 @pytest.mark.parametrize("limit", range(750, 2000, 50))
@@ -528,15 +537,19 @@ def test_purge_finds_every_round_artifact_from_the_rounds_in_the_report() -> Non
     h = start(depth=1)
     h.run_until_blocked(ROUNDS)
     written = {a["name"] for a in inputs_of(h, names.STORE_ARTIFACT)}
+    # Gathering stores a round's sources when it found new ones; source finders may
+    # leave their candidates.
+    written |= {a["name"] for a in inputs_of(h, GATHER)}
     written |= {
         AgentTask.model_validate(a.input).artifact
         for a in h.issued
-        if isinstance(a, Child) and a.name != names.SOURCE_FINDER
+        if isinstance(a, Child) and a.name != FINDER
     } | {AgentTask.model_validate(r).artifact for r in inputs_of(h, REVIEWER)}
     written |= {
-        f"sources.{SourceFinderInput.model_validate(a.input).sub_question.id}"
+        f"{kind}.{SourceFinderInput.model_validate(a.input).sub_question.id}"
         for a in h.issued
-        if isinstance(a, Child) and a.name == names.SOURCE_FINDER
+        if isinstance(a, Child) and a.name == FINDER
+        for kind in ("sources", "candidates")
     }
     rounds = [r.model_dump(mode="json") for r in finalized(h).rounds]
     first_pass = set(artifacts.run_artifact_names(["q1", "q2", "q3"]))
