@@ -415,7 +415,7 @@ class EmbeddedStack:
         self._stop_stale()
         binaries = self._binaries = self.binaries or find_binaries()
         self._ports = self._choose_ports()
-        api_tokens.ensure_tokens(self.data_dir)
+        api_tokens.prepare(self.data_dir)
         started = time.monotonic()
         self._launch(binaries)
         self._write_record(binaries, ready=False)
@@ -435,7 +435,7 @@ class EmbeddedStack:
             owned=True,
             description=f"embedded Dapr stack in {self.data_dir}",
             health=self.problem,
-            api_token=api_tokens.read_tokens(self.data_dir).dapr,
+            api_token=api_tokens.current_token(self.data_dir),
         )
 
     def problem(self) -> str | None:
@@ -495,7 +495,7 @@ class EmbeddedStack:
                         f"embedded Dapr stack in {self.data_dir} (owned by pid {record.owner_pid})"
                     ),
                     health=self.problem,
-                    api_token=api_tokens.read_tokens(self.data_dir).dapr,
+                    api_token=api_tokens.current_token(self.data_dir),
                 )
                 return self.endpoint
             if record is None or not _pid_alive(record.owner_pid):
@@ -745,9 +745,10 @@ class EmbeddedStack:
         log_file.flush()
         env = runtime_environment()
         if role == "daprd":
-            # The directory's tokens, never a DAPR_API_TOKEN the user exported for another
-            # sidecar: every client of this stack reads them from the same file.
-            env.update(api_tokens.read_tokens(self.data_dir).environment())
+            # The directory's tokens (when required), never a DAPR_API_TOKEN the user
+            # exported for another sidecar: every client of this stack reads the same file.
+            env.pop("DAPR_API_TOKEN", None)
+            env.update(api_tokens.daprd_environment(self.data_dir))
             env.update(self.daprd_env)
         popen = self._popen(argv, log_file, process_group, env)
         proc = _Proc(role, popen, log_file, argv)

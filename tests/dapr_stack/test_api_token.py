@@ -19,7 +19,7 @@ import grpc
 import pytest
 from dapr.proto import api_service_v1, api_v1
 
-from fte.api_tokens import TOKENS_FILE, read_tokens
+from fte.api_tokens import REQUIRE_SETTING, TOKENS_FILE, read_tokens
 from fte.dapr_build import find_binaries
 from fte.dapr_clients import workflow_client
 from fte.dapr_stack import STACK_RECORD, EmbeddedStack
@@ -48,8 +48,13 @@ def _grpc_metadata_call(port: int, token: str | None) -> grpc.StatusCode:
         return grpc.StatusCode.OK
 
 
+@pytest.fixture
+def token_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(REQUIRE_SETTING, "1")
+
+
 def test_sidecar_refuses_clients_without_the_data_directorys_token(
-    private_stack: EmbeddedStack,
+    token_required: None, private_stack: EmbeddedStack
 ) -> None:
     endpoint = private_stack.endpoint
     assert endpoint is not None and endpoint.grpc_port and endpoint.http_port
@@ -79,7 +84,7 @@ def test_sidecar_refuses_clients_without_the_data_directorys_token(
 
 
 def test_a_user_exported_token_does_not_replace_the_directorys_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    token_required: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAPR_API_TOKEN", "exported-for-some-other-sidecar")
     data_dir = tmp_path / "data"
@@ -105,3 +110,20 @@ def test_a_user_exported_token_does_not_replace_the_directorys_own(
         assert listed.returncode == 0, listed.stderr
     # The token is kept for the next start, so clients of a restarted stack still match.
     assert read_tokens(data_dir) == tokens
+
+
+def test_without_the_setting_the_stack_wants_no_token_and_drops_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opt-in for now (fte/api_tokens.py says why): a stack started without the setting
+    # serves clients that present no token, and a token file from an earlier start that
+    # required one is removed, so no client presents a token daprd does not expect.
+    monkeypatch.delenv(REQUIRE_SETTING, raising=False)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / TOKENS_FILE).write_text('{"dapr": "stale", "app": "stale"}')
+    with EmbeddedStack(data_dir=data_dir, binaries=find_binaries()) as endpoint:
+        assert endpoint.grpc_port
+        assert not (data_dir / TOKENS_FILE).exists()
+        assert endpoint.api_token is None
+        assert _grpc_metadata_call(endpoint.grpc_port, None) == grpc.StatusCode.OK
