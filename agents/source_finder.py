@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from fte.agents import phrasing
 from fte.agents.agent import Agent
-from fte.contracts import Contract
+from fte.contracts import Contract, Passage
 from fte.text import GENERIC_WORDS, STOP_WORDS, collapse, coverage, ordered_unique, term_set
 from fte.text import terms as text_terms
 
@@ -115,6 +115,17 @@ class RelevanceInput(Contract):
     sub_question: str
     candidates: list[Candidate]
     keep: int = Field(ge=1)
+
+    @classmethod
+    def of(cls, sub_question: str, passages: list[Passage], keep: int) -> RelevanceInput:
+        """The judgement's input for the search's passages, as both source finders send it."""
+        return cls(
+            sub_question=sub_question,
+            candidates=[
+                Candidate(passage_id=p.passage_id, title=p.title, text=p.text) for p in passages
+            ],
+            keep=keep,
+        )
 
 
 class RelevanceJudgement(BaseModel):

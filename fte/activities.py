@@ -28,7 +28,7 @@ from dapr.ext.workflow._durabletask.task import NonRetryableError
 
 from fte import artifacts, changes, names, tracing
 from fte.agents import AnyAgent, all_agents
-from fte.agents.source_finder import RELEVANCE, Candidate, RelevanceInput
+from fte.agents.source_finder import RELEVANCE, RelevanceInput
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore, answer_key
 from fte.changes import Changes
@@ -305,14 +305,9 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
             agent=RELEVANCE.name,
             model=inp.model,
             endpoint=inp.endpoint,
-            inputs=RelevanceInput(
-                sub_question=question.text,
-                candidates=[
-                    Candidate(passage_id=p.passage_id, title=p.title, text=p.text)
-                    for p in found.passages
-                ],
-                keep=inp.keep,
-            ).model_dump(mode="json"),
+            inputs=RelevanceInput.of(question.text, found.passages, inp.keep).model_dump(
+                mode="json"
+            ),
         )
         memo = answer_key(ctx.workflow_id, ctx.task_id, raw)
         reply = d.store.get_document(memo)

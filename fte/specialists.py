@@ -11,7 +11,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 
 from fte import artifacts, names
-from fte.agents.source_finder import QUERIES, RELEVANCE, Candidate, QueriesInput, RelevanceInput
+from fte.agents.source_finder import QUERIES, RELEVANCE, QueriesInput, RelevanceInput
 from fte.contracts import (
     AgentReply,
     AgentTask,
@@ -76,14 +76,7 @@ def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> 
                     RELEVANCE,
                     endpoint=inp.endpoint,
                     model=inp.model,
-                    inputs=RelevanceInput(
-                        sub_question=question.text,
-                        candidates=[
-                            Candidate(passage_id=p.passage_id, title=p.title, text=p.text)
-                            for p in found.passages
-                        ],
-                        keep=inp.keep,
-                    ),
+                    inputs=RelevanceInput.of(question.text, found.passages, inp.keep),
                 )
             )
         )
