@@ -29,35 +29,41 @@ from fte.coordinator.run import Flow, ask
 from fte.retry_policies import IO_RETRY, LLM_RETRY
 
 
+def _ask_queries(ctx: wf.DaprWorkflowContext, inp: SourceFinderInput) -> Any:
+    """Schedule the query proposal that opens both source finders."""
+    return ask(
+        ctx,
+        inp.task_id,
+        QUERIES,
+        endpoint=inp.endpoint,
+        model=inp.model,
+        inputs=QueriesInput(sub_question=inp.sub_question.text),
+    )
+
+
+def _search_input(inp: SourceFinderInput, queries: list[str]) -> SearchInput:
+    """The corpus search both source finders run for the proposed queries."""
+    return SearchInput(
+        corpus_dir=inp.corpus_dir,
+        queries=queries,
+        # A gap round looks past what the run has: as many candidates as the first pass
+        # had, after the passages it already holds.
+        limit=inp.candidates + len(inp.exclude_passage_ids),
+        sources=inp.sources,
+        task_id=inp.task_id,
+    )
+
+
 def source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
     """Propose search queries (LLM), search the corpus, keep the relevant passages (LLM)."""
     inp = SourceFinderInput.model_validate(raw)
     question = inp.sub_question
-    queries, usage = QUERIES.reply(
-        (
-            yield ask(
-                ctx,
-                inp.task_id,
-                QUERIES,
-                endpoint=inp.endpoint,
-                model=inp.model,
-                inputs=QueriesInput(sub_question=question.text),
-            )
-        )
-    )
+    queries, usage = QUERIES.reply((yield _ask_queries(ctx, inp)))
     found = SearchResult.model_validate(
         (
             yield ctx.call_activity(
                 names.SEARCH_SOURCES,
-                input=SearchInput(
-                    corpus_dir=inp.corpus_dir,
-                    queries=queries.queries,
-                    # A gap round looks past what the run has: as many candidates as the
-                    # first pass had, after the passages it already holds.
-                    limit=inp.candidates + len(inp.exclude_passage_ids),
-                    sources=inp.sources,
-                    task_id=inp.task_id,
-                ),
+                input=_search_input(inp, queries.queries),
                 retry_policy=IO_RETRY,
             )
         )
@@ -108,32 +114,14 @@ def lean_source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]
     how many it kept (`SourcesKept`), so no passage text enters any history."""
     inp = SourceFinderInput.model_validate(raw)
     question = inp.sub_question
-    queries, usage = QUERIES.reply(
-        (
-            yield ask(
-                ctx,
-                inp.task_id,
-                QUERIES,
-                endpoint=inp.endpoint,
-                model=inp.model,
-                inputs=QueriesInput(sub_question=question.text),
-            )
-        )
-    )
+    queries, usage = QUERIES.reply((yield _ask_queries(ctx, inp)))
     candidates = artifacts.candidates_for(question.id)
     found = CandidatesFound.model_validate(
         (
             yield ctx.call_activity(
                 names.SEARCH_CANDIDATES,
                 input=CandidatesInput(
-                    search=SearchInput(
-                        corpus_dir=inp.corpus_dir,
-                        queries=queries.queries,
-                        # As the classic source finder: past what the run already holds.
-                        limit=inp.candidates + len(inp.exclude_passage_ids),
-                        sources=inp.sources,
-                        task_id=inp.task_id,
-                    ),
+                    search=_search_input(inp, queries.queries),
                     name=candidates,
                     exclude_passage_ids=inp.exclude_passage_ids,
                     keep_at_most=inp.candidates,
