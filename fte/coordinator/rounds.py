@@ -16,12 +16,16 @@ may have written.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import dapr.ext.workflow as wf
+from pydantic import BaseModel
 
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, planner, reviewer
+from fte.agents.agent import Agent, ResT
 from fte.contracts import (
     CheckedClaim,
     Claim,
@@ -302,26 +306,19 @@ def analyse_and_check(
     """Claims from the new sources only, fact-checked; returns them, already merged."""
     gaps, number = report.looked_for, report.round
     quoted = [QuotedSource.of(s) for s in new_sources]
-    report.state = "analysing"
-    run.progress.enter("analysing")
-    notes = artifacts.round_artifact(artifacts.NOTES, number)
-    run.round_artifacts.append([notes])
-    raw = yield from run.wait(
-        run.specialist(
-            analyst.AGENT,
-            analyst.AnalystInput(
-                query=run.cfg.query,
-                sub_questions=[g.as_sub_question() for g in gaps],
-                sources=quoted,
-            ),
-            model=run.cfg.models.analyst,
-            artifact=notes,
-            role=f"{analyst.AGENT.name}.round{number}",
-            sources_from=[artifacts.round_artifact(artifacts.SOURCES, number)],
-        )
+    analysis = yield from _round_step(
+        run,
+        report,
+        "analysing",
+        analyst.AGENT,
+        analyst.AnalystInput(
+            query=run.cfg.query,
+            sub_questions=[g.as_sub_question() for g in gaps],
+            sources=quoted,
+        ),
+        model=run.cfg.models.analyst,
+        kind=artifacts.NOTES,
     )
-    analysis, usage = analyst.AGENT.reply(raw)
-    run.progress.add_usage(analyst.AGENT.name, usage)
     if not analysis.claims:
         return []
     # Claim IDs go on from the run's; a gap's claims answer the sub-question it was about.
@@ -344,24 +341,49 @@ def analyse_and_check(
         report.note = "new claims not fact-checked: budget"
         return []
 
-    report.state = "fact_checking"
-    run.progress.enter("fact_checking")
-    checked_name = artifacts.round_artifact(artifacts.CLAIMS, number)
-    run.round_artifacts.append([checked_name])
+    checked = yield from _round_step(
+        run,
+        report,
+        "fact_checking",
+        fact_checker.AGENT,
+        fact_checker.claims_to_check(claims, quoted),
+        model=run.cfg.models.fact_checker,
+        kind=artifacts.CLAIMS,
+    )
+    research.checked = [*research.checked, *checked.checked]
+    return checked.checked
+
+
+def _round_step(
+    run: Run,
+    report: RoundReport,
+    stage: Literal["analysing", "fact_checking"],
+    agent: Agent[Any, Any, ResT],
+    inputs: BaseModel,
+    *,
+    model: str,
+    kind: str,
+) -> Generator[Any, Any, ResT]:
+    """One agent's step of a gap round, as its own child workflow `<task>.<agent>.round<n>`:
+    enter the stage, run the agent on the round's sources, count its usage."""
+    number = report.round
+    report.state = stage
+    run.progress.enter(stage)
+    name = artifacts.round_artifact(kind, number)
+    run.round_artifacts.append([name])
     raw = yield from run.wait(
         run.specialist(
-            fact_checker.AGENT,
-            fact_checker.claims_to_check(claims, quoted),
-            model=run.cfg.models.fact_checker,
-            artifact=checked_name,
-            role=f"{fact_checker.AGENT.name}.round{number}",
+            agent,
+            inputs,
+            model=model,
+            artifact=name,
+            role=f"{agent.name}.round{number}",
             sources_from=[artifacts.round_artifact(artifacts.SOURCES, number)],
         )
     )
-    checked, usage = fact_checker.AGENT.reply(raw)
-    run.progress.add_usage(fact_checker.AGENT.name, usage)
-    research.checked = [*research.checked, *checked.checked]
-    return checked.checked
+    result, usage = agent.reply(raw)
+    run.progress.add_usage(agent.name, usage)
+    return result
 
 
 def remaining_gaps(run: Run, research: Research) -> list[Gap]:
