@@ -274,9 +274,7 @@ def html_chart(card: Scorecard, baseline: Scorecard | None) -> str:
         for m in suite.metrics:
             before = old.get(m.name)
             b = before.value if before else None
-            scale = 1.0 if m.unit == "share" else max(abs(m.value or 0), abs(b or 0), 1e-9)
-            if m.unit == "score":
-                scale = 10.0
+            scale = bar_scale(m, b)
             worse = before is not None and _worse(before, m.value)
             rows.append(
                 "<tr>"
@@ -307,6 +305,16 @@ to the larger of the two.</p>
 {chr(10).join(rows)}
 </table></body></html>
 """
+
+
+def bar_scale(metric: Metric, baseline: float | None) -> float:
+    """The full length of a metric's bar: shares on 0-1, judge scores on 1-10, other
+    numbers relative to the larger of now and the baseline."""
+    if metric.unit == "share":
+        return 1.0
+    if metric.unit == "score":
+        return 10.0
+    return max(abs(metric.value or 0), abs(baseline or 0), 1e-9)
 
 
 def _bar(value: float | None, scale: float, kind: str) -> str:

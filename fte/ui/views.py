@@ -19,7 +19,7 @@ from fte.agents import analyst, fact_checker, writer
 from fte.client import SETTLED_STATES, ResearchClient, Snapshot, UnknownTaskError
 from fte.contracts import TERMINAL_STAGES, Gap, Progress, RoundReport, RunConfig, Spend
 from fte.errors import FteError
-from fte.evals.scorecard import Scorecard, compare
+from fte.evals.scorecard import Scorecard, bar_scale, compare
 from fte.pricing import estimate_run_cost, format_cost
 from fte.progress_view import elapsed
 from fte.report import GAP_LABELS, budget_stop_sentence, round_summary
@@ -602,9 +602,7 @@ def eval_page(scorecard_path: Path, baseline_path: Path) -> EvalPage:
         for m in suite.metrics:
             before = old.get(m.name)
             b = before.value if before else None
-            scale = 1.0 if m.unit == "share" else max(abs(m.value or 0), abs(b or 0), 1e-9)
-            if m.unit == "score":
-                scale = 10.0
+            scale = bar_scale(m, b)
             page.bars.append(
                 MetricBar(
                     suite=suite.name,
