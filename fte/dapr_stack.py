@@ -239,13 +239,13 @@ def check_reachable(endpoint: RuntimeEndpoint) -> None:
         ) from None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -296,7 +296,7 @@ def _runs_in(pid: int, executable: str, data_dir: Path) -> bool:
     return True
 
 
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
+def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
             return 200 <= int(response.status) < 300
@@ -331,7 +331,32 @@ def runtime_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def wait_healthy(
+    popen: subprocess.Popen[bytes],
+    url: str,
+    *,
+    name: str,
+    log_path: Path,
+    role: str | None = None,
+) -> None:
+    """Poll `url` until it answers 2xx; fail at once, pointing at the log, if the process
+    exits first, or after READY_TIMEOUT_S. `role` names it in the timeout message when
+    that reads better than its process name."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise RuntimeSetupError(
+                f"{name} exited with code {popen.returncode} during start-up; see {log_path}"
+            )
+        if http_ok(url):
+            return
+        time.sleep(0.05)
+    raise RuntimeSetupError(
+        f"{role or name} was not healthy after {READY_TIMEOUT_S:.0f}s; see {log_path}"
+    )
+
+
+def die_with_parent() -> None:
     """Runs in the child before exec: ask the kernel to SIGTERM it when the launcher dies.
 
     This is what keeps a SIGKILLed launcher from leaving orphans; the stack
@@ -605,7 +630,7 @@ class EmbeddedStack:
         log_path = self.data_dir / "logs" / f"{role}.log"
         now = time.monotonic()
         recent = [t for t in self._restarts.get(role, []) if now - t < 60]
-        reason = _exit_reason(code)
+        reason = exit_reason(code)
         if len(recent) >= MAX_RESTARTS_PER_MINUTE:
             if self._problem is None:
                 self._problem = (
@@ -729,10 +754,10 @@ class EmbeddedStack:
         ports: dict[str, int] = {}
         for name in _PORT_NAMES:
             port = remembered.get(name)
-            if port is None or port in ports.values() or not _port_is_free(port):
-                port = _free_port()
+            if port is None or port in ports.values() or not port_is_free(port):
+                port = free_port()
                 while port in ports.values():
-                    port = _free_port()
+                    port = free_port()
             ports[name] = port
         path.write_text(json.dumps(ports, indent=2))
         return ports
@@ -766,7 +791,7 @@ class EmbeddedStack:
             stderr=subprocess.STDOUT,
             env=env,
             process_group=process_group,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
 
     def _launch(self, binaries: SidecarBinaries) -> None:
@@ -841,21 +866,8 @@ class EmbeddedStack:
         )  # fmt: skip
 
     def _wait_http(self, role: str, url: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
         proc = next(p for p in self._procs if p.role == role)
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeSetupError(
-                    f"{role} exited with code {proc.popen.returncode} during start-up; "
-                    f"see {self.data_dir / 'logs' / (role + '.log')}"
-                )
-            if _http_ok(url):
-                return
-            time.sleep(0.05)
-        raise RuntimeSetupError(
-            f"{role} was not healthy after {READY_TIMEOUT_S:.0f}s; "
-            f"see {self.data_dir / 'logs' / (role + '.log')}"
-        )
+        wait_healthy(proc.popen, url, name=role, log_path=self.data_dir / "logs" / f"{role}.log")
 
     def _terminate(self, proc: _Proc) -> None:
         if proc.popen.poll() is None:
@@ -870,7 +882,7 @@ class EmbeddedStack:
         proc.log_file.close()
 
 
-def _exit_reason(code: int) -> str:
+def exit_reason(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-code).name}"
@@ -881,7 +893,7 @@ def _exit_reason(code: int) -> str:
 def _serving(record: StackRecord) -> bool:
     """The recorded stack finished starting and its daprd answers its health check."""
     health = f"http://127.0.0.1:{record.ports['daprd_http']}/v1.0/healthz"
-    return record.ready and _http_ok(health)
+    return record.ready and http_ok(health)
 
 
 def live_stack(data_dir: Path) -> StackRecord | None:

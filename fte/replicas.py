@@ -41,12 +41,12 @@ from fte.dapr_stack import (
     LOCK_FILE,
     READY_TIMEOUT_S,
     STOP_GRACE_S,
-    _die_with_parent,
-    _exit_reason,
-    _free_port,
-    _http_ok,
-    _port_is_free,
+    die_with_parent,
+    exit_reason,
+    free_port,
+    port_is_free,
     runtime_environment,
+    wait_healthy,
 )
 from fte.errors import DataDirInUseError, RuntimeSetupError, UsageError
 
@@ -247,7 +247,7 @@ class ReplicaSet:
             if code is not None:
                 raise RuntimeSetupError(
                     f"the Dapr {child.name} (pid {child.popen.pid}) exited "
-                    f"({_exit_reason(code)}); see {child.log_path}"
+                    f"({exit_reason(code)}); see {child.log_path}"
                 )
         said = []
         for replica in self.members:
@@ -260,7 +260,7 @@ class ReplicaSet:
                 if code is None:
                     continue
                 _terminate(partner)
-                replica.lost = f"{child.name} (pid {child.popen.pid}) exited ({_exit_reason(code)})"
+                replica.lost = f"{child.name} (pid {child.popen.pid}) exited ({exit_reason(code)})"
                 left = sum(r.lost is None for r in self.members)
                 said.append(
                     f"replica {replica.index} is gone: {replica.lost}; its {partner.name} was "
@@ -294,10 +294,10 @@ class ReplicaSet:
         ports: dict[str, int] = {}
         for name in names:
             port = remembered.get(name)
-            if port is None or port in ports.values() or not _port_is_free(port):
-                port = _free_port()
+            if port is None or port in ports.values() or not port_is_free(port):
+                port = free_port()
                 while port in ports.values():
-                    port = _free_port()
+                    port = free_port()
             ports[name] = port
         path.write_text(json.dumps(ports, indent=2))
         return ports
@@ -316,25 +316,12 @@ class ReplicaSet:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         return _Child(name, popen, log_file, log_path)
 
     def _wait_http(self, child: _Child, url: str, role: str | None = None) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if child.popen.poll() is not None:
-                raise RuntimeSetupError(
-                    f"{child.name} exited with code {child.popen.returncode} during start-up; "
-                    f"see {child.log_path}"
-                )
-            if _http_ok(url):
-                return
-            time.sleep(0.05)
-        raise RuntimeSetupError(
-            f"{role or child.name} was not healthy after {READY_TIMEOUT_S:.0f}s; "
-            f"see {child.log_path}"
-        )
+        wait_healthy(child.popen, url, name=child.name, log_path=child.log_path, role=role)
 
     def _wait_worker(self, child: _Child) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
