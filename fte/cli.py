@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from fte import __version__
 from fte.errors import FteError, RuntimeSetupError, UnknownTaskError, UsageError
@@ -767,6 +766,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 def _schedule_add(args: argparse.Namespace) -> int:
     from fte.research import build_config, choose_model
     from fte.schedule.client import ScheduleClient, make_spec
+    from fte.schedule.contracts import format_next_fire
 
     settings = args.settings
     choice = choose_model(settings)
@@ -790,27 +790,13 @@ def _schedule_add(args: argparse.Namespace) -> int:
         schedules.add(spec)
         view = schedules.wait_started(spec.name)
     print(spec.name)
+    next_fire = format_next_fire(view.status, spec.tz)
     _say(
-        f"Schedule {spec.name} added: {spec.describe()}, next fire {_when(view.status, spec.tz)}. "
+        f"Schedule {spec.name} added: {spec.describe()}, next fire {next_fire}. "
         "It fires while `fte serve` (or `fte worker`) runs on this data directory; "
         "fires missed meanwhile are made up within the catch-up window."
     )
     return EXIT_OK
-
-
-def _when(status: ScheduleStatus | None, tz: str) -> str:
-    if status is None:
-        return "not computed yet"
-    if status.paused:
-        return "none (paused)"
-    if status.next_fire is None:
-        return "none (past --end-at)"
-    moment = datetime.fromisoformat(status.next_fire)
-    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    if tz == "UTC":
-        return utc
-    local = moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return f"{local} ({utc})"
 
 
 def _run_state(client: ResearchClient, task_id: str | None) -> str:
@@ -834,6 +820,7 @@ def _last_change(client: ResearchClient, schedules: ScheduleClient, name: str) -
 
 def _schedule_list(args: argparse.Namespace) -> int:
     from fte.schedule.client import ScheduleClient
+    from fte.schedule.contracts import format_next_fire
 
     with _with_client(args) as client:
         schedules = ScheduleClient(client)
@@ -847,7 +834,7 @@ def _schedule_list(args: argparse.Namespace) -> int:
             if st and st.paused and st.pause_reason:
                 state += f" ({st.pause_reason})"
             print(f"{view.name}  {view.spec.describe()}  {state}")
-            print(f"  next fire: {_when(st, view.spec.tz)}")
+            print(f"  next fire: {format_next_fire(st, view.spec.tz)}")
             if st is not None:
                 print(f"  last run:  {st.last_run or '-'} {_run_state(client, st.last_run)}")
                 print(f"  fires: {_fire_counts(st)}")
@@ -866,7 +853,7 @@ def _fire_counts(st: ScheduleStatus) -> str:
 
 def _schedule_show(args: argparse.Namespace) -> int:
     from fte.schedule.client import ScheduleClient
-    from fte.schedule.contracts import format_seconds
+    from fte.schedule.contracts import format_next_fire, format_seconds
 
     with _with_client(args) as client:
         schedules = ScheduleClient(client)
@@ -883,7 +870,7 @@ def _schedule_show(args: argparse.Namespace) -> int:
         print(f"question:   {spec.run.query}")
         print(f"corpus:     {spec.run.corpus_dir}")
         print(f"model:      {spec.run.endpoint.describe()}")
-        print(f"next fire:  {_when(st, spec.tz)}")
+        print(f"next fire:  {format_next_fire(st, spec.tz)}")
         if st is not None:
             if st.paused:
                 print(f"paused:     yes{f' ({st.pause_reason})' if st.pause_reason else ''}")
@@ -911,6 +898,7 @@ def _schedule_show(args: argparse.Namespace) -> int:
 
 def _schedule_control(args: argparse.Namespace) -> int:
     from fte.schedule.client import ScheduleClient
+    from fte.schedule.contracts import format_next_fire
 
     action = args.schedule_command
     with _with_client(args, serve=True) as client:
@@ -929,7 +917,7 @@ def _schedule_control(args: argparse.Namespace) -> int:
             return EXIT_OK
     _say(
         f"Schedule {args.name} {'paused' if st and st.paused else 'active'}; "
-        f"next fire {_when(st, view.spec.tz)}"
+        f"next fire {format_next_fire(st, view.spec.tz)}"
     )
     return EXIT_OK
 

@@ -7,6 +7,7 @@ the history of one execution stays a handful of events.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -203,3 +204,20 @@ class FireResult(Contract):
     already_existed: bool = Field(
         default=False, description="The run existed already: a retried fire, not a second run."
     )
+
+
+def format_next_fire(status: ScheduleStatus | None, tz: str) -> str:
+    """A schedule's next fire as `fte schedule` and the web console show it: local time in
+    the schedule's zone, then UTC (UTC alone for a UTC schedule), or why there is none."""
+    if status is None:
+        return "not computed yet"
+    if status.paused:
+        return "none (paused)"
+    if status.next_fire is None:
+        return "none (past its end time)"
+    moment = datetime.fromisoformat(status.next_fire)
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if tz == "UTC":
+        return utc
+    local = moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{local} ({utc})"

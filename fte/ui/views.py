@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fte import artifacts, names
 from fte.agents import analyst, fact_checker, writer
@@ -24,7 +23,7 @@ from fte.pricing import estimate_run_cost, format_cost
 from fte.progress_view import elapsed
 from fte.report import GAP_LABELS, budget_stop_sentence, round_summary
 from fte.schedule.client import ScheduleClient, ScheduleView
-from fte.schedule.contracts import ScheduleStatus
+from fte.schedule.contracts import format_next_fire
 
 # The filters of the runs page: a label and the states each shows.
 RUN_FILTERS: dict[str, frozenset[str] | None] = {
@@ -467,22 +466,6 @@ class ScheduleRow:
     fires: str
 
 
-def _next_fire(status: ScheduleStatus | None, tz: str) -> str:
-    """Local time in the schedule's zone and UTC, as `fte schedule list` shows it."""
-    if status is None:
-        return "not computed yet"
-    if status.paused:
-        return "none (paused)"
-    if status.next_fire is None:
-        return "none (past its end)"
-    moment = datetime.fromisoformat(status.next_fire)
-    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    if tz == "UTC":
-        return utc
-    local = moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return f"{local} ({utc})"
-
-
 def _last_change(client: ResearchClient, schedules: ScheduleClient, name: str) -> str:
     for run in schedules.runs(name):
         if run.state != "completed":
@@ -519,7 +502,7 @@ def _schedule_row(
         query=view.spec.run.query,
         paused=bool(st and st.paused),
         pause_reason=(st.pause_reason or "") if st else "",
-        next_fire=_next_fire(st, view.spec.tz),
+        next_fire=format_next_fire(st, view.spec.tz),
         last_run=(st.last_run or "-") if st else "-",
         last_run_state=last_state,
         last_change=_last_change(client, schedules, view.name),

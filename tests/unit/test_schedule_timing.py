@@ -10,7 +10,7 @@ import pytest
 from fte.contracts import RunConfig
 from fte.errors import UsageError
 from fte.schedule.client import make_spec, parse_duration
-from fte.schedule.contracts import ScheduleSpec
+from fte.schedule.contracts import ScheduleSpec, ScheduleStatus, format_next_fire
 from fte.schedule.policy import decide
 from fte.schedule.timing import due_fires, jitter, next_fire, parse_utc, run_id, smallest_gap
 
@@ -192,3 +192,19 @@ def test_make_spec_refuses_bad_input_in_one_line(overrides: dict[str, Any], mess
 
 def test_a_lower_minimum_interval_is_a_setting() -> None:
     assert make(cron=None, every="2s", min_interval_s=1.0).every_s == 2.0
+
+
+def test_next_fire_is_shown_in_the_schedules_zone_and_utc_or_why_there_is_none() -> None:
+    def status(**fields: Any) -> ScheduleStatus:
+        fields = {"next_fire": None, "paused": False, **fields}
+        return ScheduleStatus(name="weekly", description="", wake_at=None, **fields)
+
+    fire = "2026-11-27T07:00:00+00:00"
+    assert format_next_fire(None, "UTC") == "not computed yet"
+    assert format_next_fire(status(next_fire=fire, paused=True), "UTC") == "none (paused)"
+    assert format_next_fire(status(), "Europe/Berlin") == "none (past its end time)"
+    assert format_next_fire(status(next_fire=fire), "UTC") == "2026-11-27 07:00:00 UTC"
+    assert (
+        format_next_fire(status(next_fire=fire), "Europe/Berlin")
+        == "2026-11-27 08:00:00 CET (2026-11-27 07:00:00 UTC)"
+    )
