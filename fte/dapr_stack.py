@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Literal
@@ -329,6 +329,21 @@ def runtime_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def record_ports(path: Path, names: Iterable[str], remembered: dict[str, int]) -> dict[str, int]:
+    """A distinct loopback port for each name, the remembered one while it is still free
+    (so a restart keeps its addresses), written to `path` for the next start."""
+    ports: dict[str, int] = {}
+    for name in names:
+        port = remembered.get(name)
+        if port is None or port in ports.values() or not port_is_free(port):
+            port = free_port()
+            while port in ports.values():
+                port = free_port()
+        ports[name] = port
+    path.write_text(json.dumps(ports, indent=2))
+    return ports
 
 
 def wait_healthy(
@@ -749,18 +764,7 @@ class EmbeddedStack:
     # -- launching -------------------------------------------------------
 
     def _choose_ports(self) -> dict[str, int]:
-        path = self.data_dir / PORTS_RECORD
-        remembered = read_ports(self.data_dir)
-        ports: dict[str, int] = {}
-        for name in _PORT_NAMES:
-            port = remembered.get(name)
-            if port is None or port in ports.values() or not port_is_free(port):
-                port = free_port()
-                while port in ports.values():
-                    port = free_port()
-            ports[name] = port
-        path.write_text(json.dumps(ports, indent=2))
-        return ports
+        return record_ports(self.data_dir / PORTS_RECORD, _PORT_NAMES, read_ports(self.data_dir))
 
     def _spawn(self, role: Role, argv: list[str], process_group: int) -> _Proc:
         logs = self.data_dir / "logs"

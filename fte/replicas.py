@@ -43,8 +43,7 @@ from fte.dapr_stack import (
     STOP_GRACE_S,
     die_with_parent,
     exit_reason,
-    free_port,
-    port_is_free,
+    record_ports,
     runtime_environment,
     wait_healthy,
 )
@@ -291,16 +290,7 @@ class ReplicaSet:
         ]  # fmt: skip
         for index in range(1, self.replicas + 1):
             names += [f"daprd_{index}_{kind}" for kind in ("grpc", "http", "internal_grpc")]
-        ports: dict[str, int] = {}
-        for name in names:
-            port = remembered.get(name)
-            if port is None or port in ports.values() or not port_is_free(port):
-                port = free_port()
-                while port in ports.values():
-                    port = free_port()
-            ports[name] = port
-        path.write_text(json.dumps(ports, indent=2))
-        return ports
+        return record_ports(path, names, remembered)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> _Child:
         logs = self.data_dir / "logs"
