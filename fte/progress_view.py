@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fte.contracts import Progress
+from fte.text import counted
 
 if TYPE_CHECKING:
     from fte.client import Snapshot
@@ -109,8 +110,10 @@ def panel(snap: Snapshot, cost: CostFn | None = None) -> Group:
     for r in p.rounds:
         parts.append(
             Text(
-                f"round {r.round}/{p.depth} {r.state}: looked for {len(r.looked_for)} gaps, "
-                f"found {len(r.sources_found)} sources, added {len(r.claims_added)} claims"
+                f"round {r.round}/{p.depth} {r.state}: "
+                f"looked for {counted(len(r.looked_for), 'gap')}, "
+                f"found {counted(len(r.sources_found), 'source')}, "
+                f"added {counted(len(r.claims_added), 'claim')}"
                 + (f" ({r.note})" if r.note else "")
             )
         )

@@ -26,6 +26,7 @@ from fte.contracts import (
     SubQuestion,
     TokenUsage,
 )
+from fte.text import counted
 
 
 class NumberedSource(Contract):
@@ -165,9 +166,9 @@ GAP_LABELS = {
 def round_summary(r: RoundReport) -> str:
     """One gap-filling round in a sentence (Markdown and HTML reports, the web console)."""
     text = (
-        f"Round {r.round} looked for {len(r.looked_for)} gaps, found "
-        f"{len(r.sources_found)} new sources and added {len(r.claims_added)} claims "
-        f"({r.supported_added} supported)."
+        f"Round {r.round} looked for {counted(len(r.looked_for), 'gap')}, found "
+        f"{counted(len(r.sources_found), 'new source')} and added "
+        f"{counted(len(r.claims_added), 'claim')} ({r.supported_added} supported)."
     )
     return text + (f" ({r.note})" if r.note else "")
 

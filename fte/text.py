@@ -222,3 +222,8 @@ def normalise_quote(text: str) -> str:
     """Lower-cased, typographic quotes folded, whitespace collapsed: for verbatim-quote checks."""
     text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 gap`, `2 gaps`: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

@@ -46,7 +46,7 @@ def test_rounds_and_remaining_gaps_come_before_the_sources() -> None:
     body = markdown[: markdown.index("## Sources")]
     assert (
         "## Research rounds\n\n"
-        "- Round 1 looked for 2 gaps, found 1 new sources and added 2 claims (1 supported).\n"
+        "- Round 1 looked for 2 gaps, found 1 new source and added 2 claims (1 supported).\n"
         "- Round 2 looked for 0 gaps, found 0 new sources and added 0 claims (0 supported). "
         "(nothing left to look for)\n"
     ) in body
@@ -82,7 +82,7 @@ def test_the_html_report_shows_rounds_the_budget_and_remaining_gaps() -> None:
     ).model_dump(mode="json")
     page = render_html(document)
     assert "<h2>Research rounds</h2>" in page
-    assert "Round 1 looked for 1 gaps, found 0 new sources and added 1 claims" in page
+    assert "Round 1 looked for 1 gap, found 0 new sources and added 1 claim" in page
     assert "The budget ended the research: round 2 was not started" in page
     assert "<li>Unanswered: How loud are &lt;b&gt;heat pumps&lt;/b&gt;?</li>" in page
     assert "Research rounds" not in render_html(report().model_dump(mode="json"))
