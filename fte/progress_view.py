@@ -67,7 +67,7 @@ def summary_line(snap: Snapshot, cost: CostFn | None = None) -> str:
     parts = [f"[{p.stage}]"]
     if p.sub_questions:
         parts.append(f"sub-questions {done}/{len(p.sub_questions)}")
-    if p.depth:
+    if p.depth and p.round:  # round 0 is the first pass: no gap round under way yet
         parts.append(f"round {p.round}/{p.depth}")
     parts += [f"sources {p.sources_found}", f"tokens {p.usage.total_tokens}"]
     if cost is not None:

@@ -46,6 +46,10 @@ def test_status_line_shows_the_round_and_spend_against_the_budget() -> None:
     assert "spent 1,320 of 1,500 tokens, $0.0002 of $0.0100" in line
 
 
+def test_the_first_pass_shows_no_round_yet() -> None:
+    assert "round" not in summary_line(snapshot(round=0, rounds=[], stage="planning"))
+
+
 def test_watch_panel_lists_rounds_and_the_budget() -> None:
     text = rendered(snapshot())
     assert "round 1/2 searching: looked for 1 gap, found 0 sources, added 0 claims" in text
