@@ -71,6 +71,7 @@ bench: sidecar
 	$(BIN)/python benchmarks/readme_table.py --before benchmarks/results-before.json --write README.md
 	$(BIN)/python benchmarks/runtime_start.py
 	$(BIN)/python benchmarks/search_engines.py
+	$(BIN)/python benchmarks/hybrid_retrieval.py
 
 clean:
 	rm -rf $(VENV) .fte .pytest_cache .mypy_cache .ruff_cache
