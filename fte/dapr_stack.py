@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -379,6 +380,24 @@ def die_with_parent() -> None:
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def orphan_proof(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """The command line and pre-exec hook that make a child die with its launcher.
+
+    util-linux's `setpriv --pdeathsig` sets PR_SET_PDEATHSIG and execs the command, so no
+    Python runs between fork and exec and subprocess can use vfork. A fork()ed child of
+    this multi-threaded, gRPC-using process once aborted in gRPC's event engine before it
+    reached exec (daprd "exited with code -6 during start-up", its log holding only gRPC's
+    `epoll_wait error: Bad file descriptor`). Without setpriv, prctl runs in a pre-exec
+    hook as before.
+    """
+    if _SETPRIV is not None:
+        return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv], None
+    return argv, die_with_parent
 
 
 @dataclass
@@ -787,15 +806,16 @@ class EmbeddedStack:
     def _popen(
         self, argv: list[str], log_file: IO[bytes], process_group: int, env: dict[str, str]
     ) -> subprocess.Popen[bytes]:
+        command, pre_exec = orphan_proof(argv)
         return subprocess.Popen(
-            argv,
+            command,
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,
             process_group=process_group,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+            preexec_fn=pre_exec,  # noqa: PLW1509 - only calls prctl, and only without setpriv
         )
 
     def _launch(self, binaries: SidecarBinaries) -> None:

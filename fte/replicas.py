@@ -41,8 +41,8 @@ from fte.dapr_stack import (
     LOCK_FILE,
     READY_TIMEOUT_S,
     STOP_GRACE_S,
-    die_with_parent,
     exit_reason,
+    orphan_proof,
     record_ports,
     runtime_environment,
     wait_healthy,
@@ -299,14 +299,15 @@ class ReplicaSet:
         log_file = log_path.open("ab")
         log_file.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n".encode())
         log_file.flush()
+        command, pre_exec = orphan_proof(argv)
         popen = subprocess.Popen(
-            argv,
+            command,
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+            preexec_fn=pre_exec,  # noqa: PLW1509 - only calls prctl, and only without setpriv
         )
         return _Child(name, popen, log_file, log_path)
 
