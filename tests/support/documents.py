@@ -1,8 +1,9 @@
-"""Test documents that cannot be written as plain text: a real (tiny) PDF built with pypdf."""
+"""Test documents: a real (tiny) PDF built with pypdf, and corpus files written in place."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
@@ -37,3 +38,14 @@ def make_pdf(pages: list[str], *, title: str | None = None) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def write(root: Path, relative: str, content: str | bytes) -> Path:
+    """Write a corpus file (text or bytes) at `relative` under `root`, making its folders."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path

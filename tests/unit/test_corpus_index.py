@@ -17,17 +17,7 @@ from structlog.testing import capture_logs
 from fte import corpus_index, sources
 from fte.errors import CorpusError
 from fte.sources import LocalCorpus
-from tests.support.documents import make_pdf
-
-
-def write(root: Path, relative: str, content: str | bytes) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+from tests.support.documents import make_pdf, write
 
 
 def touch_later(path: Path) -> None:

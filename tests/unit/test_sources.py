@@ -22,19 +22,9 @@ from fte.sources import (
     passage_id,
 )
 from fte.text import tokenize
-from tests.support.documents import make_pdf
+from tests.support.documents import make_pdf, write
 
 EXAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "examples" / "corpus"
-
-
-def write(root: Path, relative: str, content: str | bytes) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def load_one(root: Path, relative: str, content: str) -> Passage:
