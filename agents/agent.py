@@ -10,6 +10,8 @@ An `Agent` is data, not a class hierarchy. Its module says, in one place:
 - `rules`: the code-side checks applied to the model's answer before anyone else sees it
   (dropping citations of sources that were not retrieved, minting IDs, ...). They turn the
   raw output into the agent's `result_model`.
+- `brief` (optional): the result without the text no workflow reads, for a reply that
+  leaves it in the stored artifact (the fact checker's quotes, the analyst's summary).
 - `offline`: a deterministic function `inputs -> output` that stands in for a language
   model. `fte.agents.offline_model()` serves all of them behind the `fte.llm.Model`
   interface, so the offline path runs the same rendering, validation and rules.
@@ -58,6 +60,8 @@ class Agent(Generic[InT, OutT, ResT]):
     result_model: type[ResT]
     rules: Callable[[InT, OutT], ResT]
     offline: Callable[[InT], OutT]
+    brief: Callable[[ResT], ResT] | None = None
+    """The result without the text no workflow reads (it stays in the stored artifact)."""
 
     def render(self, inputs: InT) -> tuple[str, str]:
         """The `(system, user)` messages for `inputs`."""
@@ -96,6 +100,12 @@ class Agent(Generic[InT, OutT, ResT]):
     def answer_offline(self, inputs: BaseModel) -> OutT:
         """The offline twin's answer; `inputs` must be this agent's input model."""
         return self.offline(self.input_model.model_validate(inputs))
+
+    def brief_of(self, result: dict[str, Any]) -> dict[str, Any]:
+        """`brief` applied to a result as JSON (the whole result when there is no `brief`)."""
+        if self.brief is None:
+            return result
+        return self.brief(self.result_model.model_validate(result)).model_dump(mode="json")
 
     def reply(self, raw: Any) -> tuple[ResT, TokenUsage]:
         """Re-validate what the agent's activity returned (workflow side, replay-safe)."""

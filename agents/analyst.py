@@ -103,6 +103,11 @@ class _Candidate:
     order: int
 
 
+def without_summary(result: Analysis) -> Analysis:
+    """The claims without the analyst's summary, which no workflow reads."""
+    return result.model_copy(update={"summary": ""})
+
+
 def offline(inputs: AnalystInput) -> AnalystOutput:
     """Per sub-question, the source sentences that cover most of its words, quoted verbatim."""
     candidates = _claimable_sentences(inputs.sources)
@@ -191,4 +196,5 @@ AGENT = Agent(
     result_model=Analysis,
     rules=rules,
     offline=offline,
+    brief=without_summary,
 )

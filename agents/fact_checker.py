@@ -153,6 +153,12 @@ def disagrees(claim: str, quote: str) -> bool:
     return (restates and polarity) or (related and figures)
 
 
+def without_quotes(result: FactCheck) -> FactCheck:
+    """The verdicts without their quotes: the coordinator decides on verdicts, and the
+    report takes the quotes from the stored fact check."""
+    return FactCheck(checked=[c.model_copy(update={"evidence": ""}) for c in result.checked])
+
+
 def offline(inputs: FactCheckInput) -> FactCheckOutput:
     return FactCheckOutput(verdicts=[_verdict(claim) for claim in inputs.claims])
 
@@ -196,4 +202,5 @@ AGENT = Agent(
     result_model=FactCheck,
     rules=rules,
     offline=offline,
+    brief=without_quotes,
 )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from fte.agents import phrasing
 from fte.agents.agent import Agent
-from fte.contracts import CheckedClaim, Contract, SubQuestion
+from fte.contracts import CheckedClaim, Contract, Source, SubQuestion
 from fte.text import NUMBER, collapse, coverage, ordered_unique, sentences, term_set
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,28 @@ class WriterInput(Contract):
     sub_questions: list[SubQuestion]
     claims: list[CheckedClaim]
     sources: list[SourceRef]
+
+    @classmethod
+    def of(
+        cls,
+        query: str,
+        sub_questions: list[SubQuestion],
+        checked: Sequence[CheckedClaim],
+        sources: Sequence[Source],
+    ) -> WriterInput:
+        """The writer sees only supported claims and only the sources they cite."""
+        supported = [c for c in checked if c.verdict == "supported"]
+        cited = {s for c in supported for s in c.claim.source_ids}
+        return cls(
+            query=query,
+            sub_questions=sub_questions,
+            claims=supported,
+            sources=[
+                SourceRef(id=s.id, title=s.title, location=s.location)
+                for s in sources
+                if s.id in cited
+            ],
+        )
 
 
 class ReportParagraph(BaseModel):

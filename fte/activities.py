@@ -26,7 +26,7 @@ import structlog
 from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
-from fte import artifacts, changes, names, tracing
+from fte import artifacts, changes, names, stored_inputs, tracing
 from fte.agents import AnyAgent, all_agents
 from fte.agents.source_finder import RELEVANCE, RelevanceInput
 from fte.agents.writer import WriterOutput
@@ -46,10 +46,8 @@ from fte.contracts import (
     GatherInput,
     JudgeInput,
     Notice,
-    QuotedSource,
     SearchInput,
     SearchResult,
-    Source,
     SourceFinderResult,
     SourcesKept,
     StoreInput,
@@ -190,47 +188,11 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         if kept is not None:
             log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
             return dict(kept)
-        if task.sources_from is not None:
-            task = task.model_copy(update={"inputs": _quoted(task.task_id, task)})
+        if task.sources_from is not None or task.from_store:
+            task = task.model_copy(update={"inputs": stored_inputs.complete(d.store, task)})
         return _ask_model(ctx, agent, task, memo)
 
     return run_agent
-
-
-def _stored_sources(task_id: str, names_: list[str]) -> list[Source]:
-    """The run's sources, text included, from the artifacts that hold them, in order."""
-    store = deps().store
-    sources: list[Source] = []
-    for name in names_:
-        document = store.get(task_id, name)
-        if document is None:
-            raise NonRetryableError(f"the run's sources {name!r} are not stored")
-        sources += [Source.model_validate(s) for s in document["sources"]]
-    return sources
-
-
-def _quoted(task_id: str, task: AgentTask) -> dict[str, Any]:
-    """`task.inputs` with every quoted source (`QuotedSource`, given by its ID only) filled in
-    from the stored sources, so the agent sees what it would have been sent in full."""
-    by_id = {
-        s.id: QuotedSource.of(s).model_dump(mode="json")
-        for s in _stored_sources(task_id, task.sources_from or [])
-    }
-    quote_keys = set(QuotedSource.model_fields)
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, dict):
-            if set(value) == quote_keys:
-                if value["id"] not in by_id:
-                    raise NonRetryableError(f"source {value['id']} is not in {task.sources_from}")
-                return by_id[value["id"]]
-            return {k: fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        return value
-
-    filled: dict[str, Any] = fill(task.inputs)
-    return filled
 
 
 def _ask_model(
@@ -246,7 +208,9 @@ def _ask_model(
     result = run.result.model_dump(mode="json")
     if task.artifact is not None:
         d.store.put(task.task_id, task.artifact, result)
-    reply = AgentReply(result=result, usage=run.usage).model_dump(mode="json")
+    # What no workflow reads of a result stays out of every history: only in its artifact.
+    shown = {"full": result, "brief": agent.brief_of(result), "usage": {}}[task.reply]
+    reply = AgentReply(result=shown, usage=run.usage).model_dump(mode="json")
     d.store.remember_answer(memo, reply)
     return reply
 
@@ -388,8 +352,18 @@ def _search(inp: SearchInput) -> SearchResult:
 @_permanent_failures_are_final
 def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = FinalizeInput.model_validate(raw)
+    store = deps().store
     if inp.sources_from is not None:
-        inp = inp.model_copy(update={"sources": _stored_sources(inp.task_id, inp.sources_from)})
+        sources = stored_inputs.stored_sources(store, inp.task_id, inp.sources_from)
+        inp = inp.model_copy(update={"sources": sources})
+    if inp.checked_from is not None:
+        checked = stored_inputs.stored_checks(store, inp.task_id, inp.checked_from)
+        inp = inp.model_copy(update={"checked": checked})
+    if inp.draft_from is not None:
+        draft_document = store.get(inp.task_id, inp.draft_from)
+        if draft_document is None:
+            raise stored_inputs.MissingArtifact(f"the run's draft {inp.draft_from!r} is not stored")
+        inp = inp.model_copy(update={"draft": draft_document})
     draft = WriterOutput.model_validate(inp.draft)
     sections, integrity = verify_citations(
         [DraftSection.model_validate(s.model_dump()) for s in draft.sections],

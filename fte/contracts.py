@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fte.limits import MAX_SUB_QUESTIONS as MAX_SUB_QUESTIONS
 from fte.limits import MIN_SUB_QUESTIONS as MIN_SUB_QUESTIONS
@@ -409,6 +409,9 @@ class Outcome(Contract):
 # -- agents ----------------------------------------------------------------
 
 
+ReplyShape = Literal["full", "brief", "usage"]
+
+
 class AgentTask(Contract):
     """Input of an agent's activity (and of a specialist child workflow that runs one)."""
 
@@ -425,6 +428,28 @@ class AgentTask(Contract):
         description="Artifacts holding the run's sources: the quoted sources in `inputs` "
         "carry only their IDs and are filled in from there (lean history).",
     )
+    claims_from: list[str] | None = Field(
+        default=None,
+        description="Artifacts holding the run's claims: the analyst's notes (for the fact "
+        "checker) or the fact checks (for the writer).",
+    )
+    from_store: bool = Field(
+        default=False,
+        description="The claims and sources lists of `inputs` were left empty on purpose: "
+        "the activity builds them from `sources_from` and `claims_from` (coordinator v3).",
+    )
+    reply: ReplyShape = Field(
+        default="full",
+        description="What of the result the reply carries (the whole result is stored in "
+        "`artifact`): `full`; `brief`, without the text no workflow reads (the agent's "
+        "`brief`); `usage`, no result at all, for one only activities read (the draft).",
+    )
+
+    @model_validator(mode="after")
+    def _stored_result_has_a_home(self) -> AgentTask:
+        if self.reply != "full" and self.artifact is None:
+            raise ValueError("a result left out of the reply must be stored: name an artifact")
+        return self
 
 
 class AgentReply(Contract):
@@ -514,7 +539,7 @@ class JudgeInput(Contract):
 class FinalizeInput(Contract):
     task_id: str
     query: str
-    draft: dict[str, object]
+    draft: dict[str, object] = Field(default_factory=dict)
     sources: list[Source]
     checked: list[CheckedClaim]
     sub_questions: list[SubQuestion]
@@ -534,6 +559,13 @@ class FinalizeInput(Contract):
     sources_from: list[str] | None = Field(
         default=None,
         description="Artifacts holding the sources; replace `sources` when given (lean history).",
+    )
+    checked_from: list[str] | None = Field(
+        default=None,
+        description="Artifacts holding the fact checks; replace `checked` when given.",
+    )
+    draft_from: str | None = Field(
+        default=None, description="The artifact holding the draft; replaces `draft` when given."
     )
 
 

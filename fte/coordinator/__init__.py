@@ -13,6 +13,7 @@ partial artifacts in reverse order.
 - `approval.py`: the human approval gate
 - `stages.py`: the stages and compensation
 - `rounds.py`: v2's gap-filling rounds after the first pass, within the run's budget
+  (v3 runs the same stages, with agents' inputs built from the run's artifacts)
 - `budget.py`: spend so far against the budget, and whether the next step fits
 """
 
@@ -107,6 +108,17 @@ def research_workflow_v2(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Fl
     return (yield from conduct(ctx, raw, pipeline_v2))
 
 
+def pipeline_v3(run: Run) -> Flow:
+    """v2's stages with claims and the draft kept out of history too (`Run.lean_claims`)."""
+    run.lean_claims = True
+    return (yield from pipeline_v2(run))
+
+
+def research_workflow_v3(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Coordinator v3: v2, with agents building their inputs from the run's artifacts."""
+    return (yield from conduct(ctx, raw, pipeline_v3))
+
+
 CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
 
 # Every version of the coordinator that a run in flight may have started on. The engine
@@ -114,5 +126,9 @@ CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
 # changed coordinator is added here as a new version, made LATEST, and the old one is
 # removed only once no run that started on it is unfinished. (A worker without a run's
 # version leaves that run STALLED until one with it connects; nothing is lost.)
-VERSIONS: Mapping[str, CoordinatorFn] = {"v1": research_workflow, "v2": research_workflow_v2}
-LATEST = "v2"
+VERSIONS: Mapping[str, CoordinatorFn] = {
+    "v1": research_workflow,
+    "v2": research_workflow_v2,
+    "v3": research_workflow_v3,
+}
+LATEST = "v3"

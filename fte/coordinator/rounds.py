@@ -54,8 +54,8 @@ class Research:
     checked: list[CheckedClaim]
     searched: list[str] = field(default_factory=list)
     unsearched: list[Gap] = field(default_factory=list)
-    # The artifacts holding the sources' text, in source order (`sources` holds none).
-    stored: list[str] = field(default_factory=lambda: [artifacts.SOURCES])
+    # The artifacts holding the sources' text (`sources` holds none) and the fact checks.
+    stored: stages.Stored = field(default_factory=stages.Stored)
 
 
 def refresh_spend(run: Run) -> None:
@@ -146,12 +146,15 @@ def pipeline_v2(run: Run) -> Flow:
             break
 
     paid = on_the_run_model(run, "writer", "the writing")
+    # v3 leaves the draft, and what it is written from, in the state store.
+    stored = research.stored if run.lean_claims else None
     draft = yield from stages.write(
         run,
         plan,
         fact_checker.FactCheck(checked=research.checked),
         research.sources,
         offline=not paid,
+        stored=stored,
     )
     refresh_spend(run)
     return (
@@ -165,7 +168,8 @@ def pipeline_v2(run: Run) -> Flow:
             # Depth 0 is the one-pass run as it always was, report included.
             remaining_gaps=remaining_gaps(run, research) if run.cfg.depth else [],
             spend=run.progress.state.spend,
-            sources_from=research.stored,
+            sources_from=research.stored.sources,
+            stored=stored,
         )
     )
 
@@ -287,7 +291,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     )
     research.sources = [*research.sources, *new]
     if new:
-        research.stored.append(stored)
+        research.stored.sources.append(stored)
     run.progress.state.sources_found = len(research.sources)
     run.progress.publish()
     return new
@@ -314,10 +318,12 @@ def analyse_and_check(
         analyst.AnalystInput(
             query=run.cfg.query,
             sub_questions=[g.as_sub_question() for g in gaps],
-            sources=quoted,
+            # v3: the activity quotes every source of the round's artifact, all new ones.
+            sources=[] if run.lean_claims else quoted,
         ),
         model=run.cfg.models.analyst,
         kind=artifacts.NOTES,
+        from_store=run.lean_claims,
     )
     if not analysis.claims:
         return []
@@ -351,6 +357,7 @@ def analyse_and_check(
         kind=artifacts.CLAIMS,
     )
     research.checked = [*research.checked, *checked.checked]
+    research.stored.checks.append(artifacts.round_artifact(artifacts.CLAIMS, number))
     return checked.checked
 
 
@@ -363,6 +370,7 @@ def _round_step(
     *,
     model: str,
     kind: str,
+    from_store: bool = False,
 ) -> Generator[Any, Any, ResT]:
     """One agent's step of a gap round, as its own child workflow `<task>.<agent>.round<n>`:
     enter the stage, run the agent on the round's sources, count its usage."""
@@ -379,6 +387,8 @@ def _round_step(
             artifact=name,
             role=f"{agent.name}.round{number}",
             sources_from=[artifacts.round_artifact(artifacts.SOURCES, number)],
+            from_store=from_store,
+            reply="brief" if run.lean_claims else "full",
         )
     )
     result, usage = agent.reply(raw)

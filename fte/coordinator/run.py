@@ -11,7 +11,15 @@ from pydantic import BaseModel
 
 from fte import names
 from fte.agents import AnyAgent
-from fte.contracts import AgentTask, EndStatus, ModelEndpoint, Notice, RunConfig, StoreInput
+from fte.contracts import (
+    AgentTask,
+    EndStatus,
+    ModelEndpoint,
+    Notice,
+    ReplyShape,
+    RunConfig,
+    StoreInput,
+)
 from fte.coordinator.progress import ProgressTracker
 from fte.retry_policies import IO_RETRY, LLM_RETRY
 
@@ -87,6 +95,9 @@ class Run:
         # Coordinator v2 keeps passages out of history: its source finders and agents pass
         # artifact names and IDs, and activities read the text from the state store.
         self.lean = False
+        # Coordinator v3 also keeps claims and the draft out of history: agents build their
+        # inputs from the notes and fact checks, and the report is finalized from artifacts.
+        self.lean_claims = False
         # Set when the budget ended the research early; the run still completes.
         self.budget_note: str | None = None
         self.cancel = ctx.wait_for_external_event(names.CANCEL_EVENT)
@@ -139,10 +150,14 @@ class Run:
         role: str | None = None,
         offline: bool = False,
         sources_from: list[str] | None = None,
+        claims_from: list[str] | None = None,
+        from_store: bool = False,
+        reply: ReplyShape = "full",
     ) -> Any:
         """Run `agent` as its own child workflow `research.<agent>` (instance `<task>.<agent>`,
         or `<task>.<role>` when one agent runs more than once, as in gap-filling rounds).
-        `offline`: on the built-in offline model, whatever the run's model server is."""
+        `offline`: on the built-in offline model, whatever the run's model server is.
+        `from_store`, `claims_from`, `reply`: see `AgentTask` (lean history)."""
         task = agent_task(
             self.task_id,
             agent,
@@ -155,6 +170,9 @@ class Run:
             # Only the sources' IDs travel (and are stored in history); the activity reads
             # their text from these artifacts.
             task.sources_from = sources_from
+        task.claims_from = claims_from
+        task.from_store = from_store
+        task.reply = reply
         return self.child(names.specialist_workflow(agent.name), role or agent.name, task)
 
     def wait(self, task: Any) -> Flow:

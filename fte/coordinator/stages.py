@@ -8,6 +8,7 @@ agent's module; the rules here are about the run as a whole.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -16,6 +17,7 @@ from fte import artifacts, names
 from fte.agents import analyst, fact_checker, planner, writer
 from fte.contracts import (
     OFFLINE_MODEL,
+    AgentReply,
     CancelChildrenInput,
     CheckedClaim,
     DeleteInput,
@@ -38,6 +40,14 @@ from fte.retry_policies import COMPENSATION_RETRY, IO_RETRY
 
 # The specialist agents the coordinator runs as child workflows of their own.
 SPECIALISTS = (analyst.AGENT, fact_checker.AGENT, writer.AGENT)
+
+
+@dataclass
+class Stored:
+    """The artifacts that hold a run's sources and fact checks, in order (coordinator v3)."""
+
+    sources: list[str] = field(default_factory=lambda: [artifacts.SOURCES])
+    checks: list[str] = field(default_factory=lambda: [artifacts.CLAIMS])
 
 
 def plan(run: Run) -> Flow:
@@ -190,20 +200,24 @@ def analyse(
     sources_from: list[str] | None = None,
 ) -> Flow:
     """`offline`: on the built-in offline model, which costs nothing (a budget's last resort).
-    `sources_from`: the artifacts the activity reads the sources' text from (lean history)."""
+    `sources_from`: the artifacts the activity reads the sources' text from (lean history);
+    coordinator v3 sends no source at all, and the activity quotes every one stored there."""
     run.progress.enter("analysing")
+    from_store = run.lean_claims and sources_from is not None
     raw = yield from run.wait(
         run.specialist(
             analyst.AGENT,
             analyst.AnalystInput(
                 query=run.cfg.query,
                 sub_questions=research_plan.sub_questions,
-                sources=[QuotedSource.of(s) for s in sources],
+                sources=[] if from_store else [QuotedSource.of(s) for s in sources],
             ),
             model=OFFLINE_MODEL if offline else run.cfg.models.analyst,
             artifact=artifacts.NOTES,
             offline=offline,
             sources_from=sources_from,
+            from_store=from_store,
+            reply="brief" if run.lean_claims else "full",
         )
     )
     analysis, usage = analyst.AGENT.reply(raw)
@@ -225,14 +239,24 @@ def fact_check(
     sources_from: list[str] | None = None,
 ) -> Flow:
     run.progress.enter("fact_checking")
+    # Coordinator v3: the activity checks the claims of the analyst's notes, as noted.
+    from_store = run.lean_claims and sources_from is not None
+    to_check = fact_checker.FactCheckInput(claims=[])
+    if not from_store:
+        to_check = fact_checker.claims_to_check(
+            analysis.claims, [QuotedSource.of(s) for s in sources]
+        )
     raw = yield from run.wait(
         run.specialist(
             fact_checker.AGENT,
-            fact_checker.claims_to_check(analysis.claims, [QuotedSource.of(s) for s in sources]),
+            to_check,
             model=OFFLINE_MODEL if offline else run.cfg.models.fact_checker,
             artifact=artifacts.CLAIMS,
             offline=offline,
             sources_from=sources_from,
+            claims_from=[artifacts.NOTES] if from_store else None,
+            from_store=from_store,
+            reply="brief" if run.lean_claims else "full",
         )
     )
     checked, usage = fact_checker.AGENT.reply(raw)
@@ -250,32 +274,39 @@ def write(
     sources: list[Source],
     *,
     offline: bool = False,
+    stored: Stored | None = None,
 ) -> Flow:
+    """Returns the draft, or None when it stays in its artifact (`stored`, coordinator v3:
+    the activity builds the writer's input from the fact checks and sources named there,
+    and the report is finalized from the stored draft)."""
     run.progress.enter("writing")
-    # The writer sees only supported claims and only the sources they cite.
-    supported = [c for c in checked.checked if c.verdict == "supported"]
-    cited = {s for c in supported for s in c.claim.source_ids}
+    if stored is None:
+        inputs = writer.WriterInput.of(
+            run.cfg.query, research_plan.sub_questions, checked.checked, sources
+        )
+    else:
+        inputs = writer.WriterInput(
+            query=run.cfg.query, sub_questions=research_plan.sub_questions, claims=[], sources=[]
+        )
     raw = yield from run.wait(
         run.specialist(
             writer.AGENT,
-            writer.WriterInput(
-                query=run.cfg.query,
-                sub_questions=research_plan.sub_questions,
-                claims=supported,
-                sources=[
-                    writer.SourceRef(id=s.id, title=s.title, location=s.location)
-                    for s in sources
-                    if s.id in cited
-                ],
-            ),
+            inputs,
             model=OFFLINE_MODEL if offline else run.cfg.models.writer,
             artifact=artifacts.DRAFT,
             offline=offline,
+            sources_from=None if stored is None else stored.sources,
+            claims_from=None if stored is None else stored.checks,
+            from_store=stored is not None,
+            reply="full" if stored is None else "usage",
         )
     )
-    draft, usage = writer.AGENT.reply(raw)
+    reply = AgentReply.model_validate(raw)
     if not offline:
-        run.progress.add_usage(writer.AGENT.name, usage)
+        run.progress.add_usage(writer.AGENT.name, reply.usage)
+    if stored is not None:
+        return None
+    draft, _ = writer.AGENT.reply(raw)
     return draft
 
 
@@ -284,24 +315,29 @@ def finalize(
     research_plan: planner.Plan,
     sources: list[Source],
     checked: list[CheckedClaim],
-    draft: writer.WriterOutput,
+    draft: writer.WriterOutput | None,
     *,
     rounds: list[RoundReport] | None = None,
     remaining_gaps: list[Gap] | None = None,
     spend: Spend | None = None,
     sources_from: list[str] | None = None,
+    stored: Stored | None = None,
 ) -> Flow:
+    """`stored` (coordinator v3): the activity reads the draft, the fact checks and the
+    sources from the artifacts named there; `sources_from` (v2): only the sources."""
     run.progress.enter("finalizing")
+    if stored is not None:
+        sources_from = stored.sources
     raw = yield from run.wait(
         run.ctx.call_activity(
             names.FINALIZE_REPORT,
             input=FinalizeInput(
                 task_id=run.task_id,
                 query=run.cfg.query,
-                draft=draft.model_dump(mode="json"),
+                draft={} if draft is None else draft.model_dump(mode="json"),
                 # Read from the artifacts by the activity when they are named.
                 sources=[] if sources_from is not None else sources,
-                checked=checked,
+                checked=[] if stored is not None else checked,
                 sub_questions=research_plan.sub_questions,
                 plan_rationale=research_plan.rationale,
                 policy=run.cfg.citation_policy,
@@ -317,6 +353,8 @@ def finalize(
                 remaining_gaps=remaining_gaps or [],
                 spend=spend,
                 sources_from=sources_from,
+                checked_from=None if stored is None else stored.checks,
+                draft_from=None if stored is None else artifacts.DRAFT,
             ),
             retry_policy=IO_RETRY,
         )

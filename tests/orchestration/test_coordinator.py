@@ -18,8 +18,8 @@ import pytest
 import structlog
 from pydantic import BaseModel
 
-from fte import artifacts, names
-from fte.agents import analyst, fact_checker, planner, writer
+from fte import artifacts, names, stored_inputs
+from fte.agents import all_agents, analyst, fact_checker, planner, writer
 from fte.contracts import (
     AgentReply,
     AgentTask,
@@ -107,6 +107,49 @@ def reply(result: BaseModel) -> dict[str, Any]:
     return AgentReply(result=result.model_dump(mode="json"), usage=USAGE).model_dump(mode="json")
 
 
+class Stored:
+    """What this test's scripted activities wrote, by artifact name.
+
+    The harness plays the engine and the responders play the activities; the real
+    activities write artifacts that later agents read (coordinator v3 sends agents artifact
+    names, not claims and passages), so the scripted ones keep what they would have
+    written and `as_the_activity_runs` reads it back through `fte.stored_inputs`, as the
+    real agent activity does. Emptied before every test (conftest.py).
+    """
+
+    def __init__(self) -> None:
+        self.documents: dict[str, Any] = {}
+
+    def get(self, task_id: str, name: str) -> Any | None:
+        return self.documents.get(name)
+
+
+STORED = Stored()
+
+
+def as_the_activity_runs(answer: Responder) -> Responder:
+    """An agent responder run as `fte.activities.agent_activity` runs an agent: its input
+    completed from what was stored, its result stored as its artifact, and left out of
+    the reply when the task asks so."""
+
+    def run(raw: Any) -> Any:
+        task = AgentTask.model_validate(raw)
+        if task.from_store or task.sources_from is not None:
+            task = task.model_copy(update={"inputs": stored_inputs.complete(STORED, task)})
+        answered = answer(task.model_dump(mode="json"))
+        result = AgentReply.model_validate(answered).result
+        if task.artifact is not None:
+            STORED.documents[task.artifact] = result
+        if task.reply == "usage":
+            return {**answered, "result": {}}
+        if task.reply == "brief":
+            agent = all_agents()[task.agent]
+            return {**answered, "result": agent.brief_of(result)}
+        return answered
+
+    return run
+
+
 def passage(passage_id: str) -> Passage:
     return Passage(
         passage_id=passage_id,
@@ -176,6 +219,8 @@ def gather_from(found: Mapping[str, list[str]]) -> Responder:
             known_passage_ids=set(inp.known_passage_ids),
             numbered_from=inp.numbered_from,
         )
+        if new:
+            STORED.documents[inp.name] = {"sources": [s.model_dump(mode="json") for s in new]}
         return Gathered(sources=[s.model_copy(update={"text": ""}) for s in new]).model_dump(
             mode="json"
         )
@@ -192,6 +237,7 @@ def finding(found: Mapping[str, list[str]]) -> dict[str, Responder]:
     }
 
 
+@as_the_activity_runs
 def analyse(raw: Any) -> Any:
     """One claim per source, citing it."""
     inputs = analyst.AnalystInput.model_validate(AgentTask.model_validate(raw).inputs)
@@ -202,6 +248,7 @@ def analyse(raw: Any) -> Any:
     return reply(analyst.Analysis(claims=claims, summary="scripted"))
 
 
+@as_the_activity_runs
 def fact_check(raw: Any) -> Any:
     """Every claim supported by its first cited source."""
     inputs = fact_checker.FactCheckInput.model_validate(AgentTask.model_validate(raw).inputs)
@@ -217,6 +264,7 @@ def fact_check(raw: Any) -> Any:
     return reply(fact_checker.FactCheck(checked=checked))
 
 
+@as_the_activity_runs
 def write(raw: Any) -> Any:
     inputs = writer.WriterInput.model_validate(AgentTask.model_validate(raw).inputs)
     paragraphs = [
@@ -238,13 +286,22 @@ def finalize(raw: Any) -> Any:
     inp = FinalizeInput.model_validate(raw)
     # v2 names the sources' artifacts instead of sending the sources; v1 sends them.
     assert (inp.sources == []) == (inp.sources_from is not None)
-    integrity = CitationIntegrity(policy=inp.policy, citations_checked=len(inp.checked))
+    # v3 names the fact checks' and the draft's artifacts too, and sends neither.
+    assert (inp.checked == []) == (inp.checked_from is not None)
+    assert (inp.draft == {}) == (inp.draft_from is not None)
+    checked = inp.checked
+    if inp.checked_from is not None:
+        checked = stored_inputs.stored_checks(STORED, inp.task_id, inp.checked_from)
+    if inp.draft_from is not None:
+        writer.WriterOutput.model_validate(STORED.get(inp.task_id, inp.draft_from))
+    integrity = CitationIntegrity(policy=inp.policy, citations_checked=len(checked))
     report_key = artifacts.artifact_key(inp.task_id, artifacts.REPORT)
     return FinalizeResult(report_key=report_key, integrity=integrity).model_dump(mode="json")
 
 
 def store(raw: Any) -> Any:
     inp = StoreInput.model_validate(raw)
+    STORED.documents[inp.name] = inp.document
     return artifacts.artifact_key(inp.task_id, inp.name)
 
 
@@ -489,11 +546,12 @@ def test_analyst_sees_the_consolidated_sources() -> None:
     h.run_until_blocked(without(ANALYST))
     [child] = [t for t in h.pending if isinstance(t, Child)]
     task = AgentTask.model_validate(child.input)
-    inputs = analyst.AnalystInput.model_validate(task.inputs)
+    # No source travels through history: the activity quotes every one in the artifact.
+    assert task.from_store and task.sources_from == ["sources"]
+    assert analyst.AnalystInput.model_validate(task.inputs).sources == []
+    inputs = analyst.AnalystInput.model_validate(stored_inputs.complete(STORED, task))
     assert [s.id for s in inputs.sources] == ["S1", "S2", "S3", "S4", "S5"]
-    # Only the IDs travel through history; the activity reads the text from the artifact.
-    assert task.sources_from == ["sources"]
-    assert all(s.text == "" for s in inputs.sources)
+    assert inputs.sources[0].text == "Passage timers-1 states a fact."
     assert [q.id for q in inputs.sub_questions] == ["q1", "q2", "q3"]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fte import artifacts, names
+from fte import artifacts, names, stored_inputs
 from fte.agents import analyst, fact_checker, reviewer
 from fte.contracts import (
     OFFLINE_MODEL,
@@ -28,7 +28,7 @@ from fte.contracts import (
     SourceFinderResult,
     TokenUsage,
 )
-from fte.coordinator import LATEST, VERSIONS, budget, research_workflow
+from fte.coordinator import LATEST, VERSIONS, budget, research_workflow, research_workflow_v2
 from fte.coordinator.rounds import more_sources
 from fte.wiring import register
 from fte.worker import Registry
@@ -41,10 +41,12 @@ from tests.orchestration.test_coordinator import (
     PIPELINE,
     PLANNER,
     QUESTIONS,
+    STORED,
     TASK,
     USAGE,
     WRITER,
     analyse,
+    as_the_activity_runs,
     config,
     deletions,
     finding,
@@ -89,6 +91,7 @@ def review_of(*rounds: list[Gap]) -> Responder:
     return answer
 
 
+@as_the_activity_runs
 def analyse_gaps(raw: Any) -> Any:
     """The first pass as test_coordinator's; a round's claims answer the gap they were for."""
     inputs = analyst.AnalystInput.model_validate(AgentTask.model_validate(raw).inputs)
@@ -106,6 +109,7 @@ def analyse_gaps(raw: Any) -> Any:
     return reply(analyst.Analysis(claims=claims, summary="round"))
 
 
+@as_the_activity_runs
 def check(raw: Any) -> Any:
     """Every claim supported by its first cited source, its sub-question kept (as the real
     fact checker's rules keep it)."""
@@ -205,7 +209,8 @@ def test_a_round_searches_the_gaps_and_checks_only_what_is_new() -> None:
     ]
     analysed = AgentTask.model_validate(round_analyst.input)
     assert analysed.artifact == "notes.round1"
-    inputs = analyst.AnalystInput.model_validate(analysed.inputs)
+    assert analysed.from_store and analysed.inputs["sources"] == []
+    inputs = analyst.AnalystInput.model_validate(stored_inputs.complete(STORED, analysed))
     # Only the new passages, numbered on from the first pass's S5; "shared" is not new.
     assert [(s.id, s.title) for s in inputs.sources] == [
         ("S6", "Doc undo-2"),
@@ -223,10 +228,12 @@ def test_a_round_searches_the_gaps_and_checks_only_what_is_new() -> None:
     )
     # C6 answers the gap about q3, so it counts for q3; a follow-up's claim answers no
     # planned sub-question.
-    by_id = {c.claim.id: c.claim for c in final.checked}
+    by_id = {c.claim.id: c.claim for c in checked_of(final)}
     assert (by_id["C6"].sub_question_id, by_id["C7"].sub_question_id) == ("q3", None)
-    # Finalize reads the sources, in order, from the artifacts that hold them.
+    # Finalize reads the sources, the fact checks and the draft from their artifacts.
     assert final.sources == [] and final.sources_from == ["sources", "sources.round1"]
+    assert final.checked == [] and final.checked_from == ["claims", "claims.round1"]
+    assert final.draft == {} and final.draft_from == "draft"
     assert inputs_of(h, GATHER)[1] == {
         "task_id": TASK,
         "found": ["sources.g1.1", "sources.g1.2"],
@@ -242,8 +249,12 @@ def test_a_round_searches_the_gaps_and_checks_only_what_is_new() -> None:
         ("unanswered", "q2"),
     ]
     [writing] = [c for c in h.issued if isinstance(c, Child) and c.name == WRITER]
-    written = AgentTask.model_validate(writing.input).inputs
+    writing_task = AgentTask.model_validate(writing.input)
+    assert writing_task.inputs["claims"] == [] and writing_task.reply == "usage"
+    assert writing_task.claims_from == ["claims", "claims.round1"]
+    written = stored_inputs.complete(STORED, writing_task)
     assert [c["claim"]["id"] for c in written["claims"]] == [f"C{i}" for i in range(1, 8)]
+    assert [s["id"] for s in written["sources"]] == [f"S{i}" for i in range(1, 8)]
 
     result = outcome(h)
     assert result.status == "completed" and result.reason is None
@@ -491,7 +502,7 @@ def test_a_round_whose_claims_cannot_be_checked_adds_none() -> None:
     assert (done.sources_found, done.claims_added) == (["S6"], [])
     assert done.note == "new claims not fact-checked: budget"
     assert "r1.fact_checker.round1" not in children(h)
-    assert [c.claim.id for c in finalized(h).checked] == [f"C{i}" for i in range(1, 6)]
+    assert [c.claim.id for c in checked_of(finalized(h))] == [f"C{i}" for i in range(1, 6)]
     assert outcome(h).status == "completed"
     assert ran_offline(h, WRITER)
 
@@ -513,7 +524,7 @@ def test_outcome_carries_the_spend_only_with_a_budget() -> None:
     assert PLANNER in work(h.issued) and QUESTIONS
 
 
-def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade_to_v2() -> None:
+def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade() -> None:
     def v1_only(registry: Registry) -> None:
         register(registry, coordinator_versions={"v1": research_workflow}, latest="v1")
 
@@ -522,8 +533,8 @@ def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade_to_v2() -> None:
     h.run_until_blocked({k: v for k, v in ROUNDS.items() if k != ANALYST})
     assert progress(h).stage == "analysing"
 
-    h.reregister(register)  # the upgraded worker: v1 and v2, v2 latest
-    assert VERSIONS.keys() == {"v1", "v2"} and LATEST == "v2"
+    h.reregister(register)  # the upgraded worker: every version, the latest for new runs
+    assert VERSIONS.keys() == {"v1", "v2", "v3"} and LATEST == "v3"
     assert h.run_until_blocked(ROUNDS) == []
     assert outcome(h).status == "completed"
     assert REVIEWER not in work(h.issued)
@@ -531,6 +542,38 @@ def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade_to_v2() -> None:
     new = start(depth=2)
     new.run_until_blocked(ROUNDS)
     assert REVIEWER in work(new.issued)
+
+
+def test_a_v2_run_in_flight_finishes_on_v2_after_the_upgrade_to_v3() -> None:
+    def up_to_v2(registry: Registry) -> None:
+        register(
+            registry,
+            coordinator_versions={"v1": research_workflow, "v2": research_workflow_v2},
+            latest="v2",
+        )
+
+    h = WorkflowHarness(up_to_v2, names.COORDINATOR, instance_id=TASK)
+    h.start(config(depth=1))
+    h.run_until_blocked({k: v for k, v in ROUNDS.items() if k != WRITER})
+    assert progress(h).stage == "writing"
+    # v2 sends the writer its claims and gets the draft back.
+    [writing] = [c for c in h.pending if isinstance(c, Child) and c.name == WRITER]
+    assert not AgentTask.model_validate(writing.input).from_store
+
+    h.reregister(register)
+    assert h.run_until_blocked(ROUNDS) == []
+    assert outcome(h).status == "completed"
+    final = finalized(h)
+    assert final.checked_from is None and final.draft_from is None
+    assert [c.claim.id for c in final.checked] == [f"C{i}" for i in range(1, 8)]
+    assert h.replay() == h.raw_actions
+
+
+def checked_of(final: FinalizeInput) -> list[CheckedClaim]:
+    """The fact checks finalize reads: named by coordinator v3, sent in full before it."""
+    if final.checked_from is None:
+        return final.checked
+    return stored_inputs.stored_checks(STORED, final.task_id, final.checked_from)
 
 
 def test_purge_finds_every_round_artifact_from_the_rounds_in_the_report() -> None:

@@ -1,4 +1,5 @@
-"""A run's stored workflow history stays small: passages and drafts stay in the state store.
+"""A run's stored workflow history stays small: passages, quotes and drafts stay in the
+state store.
 
 One 8-sub-question run on the real engine over the example corpus (passages of realistic
 length), the LLM scripted over HTTP. The history is read the way `benchmarks/perf.py`
@@ -37,9 +38,10 @@ QUESTIONS = [
     "How is a workflow upgraded while runs are in flight?",
 ]
 # Measured: 866,474 bytes when every passage went through workflow inputs and results,
-# 252,936 since (the scripted relevance judge keeps every candidate, so more passages than
-# a real run). The issue's goal is 100 KB; the README's Performance section says what is left.
-MAX_HISTORY_BYTES = 300_000
+# 252,936 with passages in the state store (coordinator v2), 120,448 with claims, quotes
+# and the draft there too (v3). The scripted relevance judge keeps every candidate, so a
+# run here has more sources than the benchmark's (`make bench`: 97 KB, goal 100 KB).
+MAX_HISTORY_BYTES = 150_000
 
 
 def _workflow_rows(stack: EmbeddedStack, task_id: str) -> list[tuple[str, str, bool]]:
@@ -92,6 +94,17 @@ def test_a_runs_history_holds_keys_and_summaries_not_passages(
     as_json = {text: json.dumps(text)[1:-1].encode() for text in long_passages}
     carried = [text[:80] for text, raw in as_json.items() if any(raw in h for h in history)]
     assert carried == []
+    # Nor is the draft (the report is finalized from its artifact: its paragraphs are the
+    # only JSON with "claim_ids"), the fact checks' quotes or the analyst's summary.
+    notes = research.store.get(task_id, "notes")
+    assert notes is not None and notes["summary"]
+    assert research.store.get(task_id, "draft") is not None
+    assert not [h[:80] for h in history if b'"claim_ids"' in h]
+    assert not [h[:80] for h in history if json.dumps(notes["summary"])[1:-1].encode() in h]
+    quoted = [c for c in research.store.get(task_id, "claims")["checked"] if c["evidence"]]
+    assert quoted
+    assert not [h[:80] for h in history if b'"evidence": "' in h and b'"evidence": ""' not in h]
+    print(f"{stored} bytes of workflow state for one run")
     assert stored < MAX_HISTORY_BYTES, f"{stored} bytes of workflow state for one run"
     # The lean source finders' search results are deleted once judged.
     assert not [k for k in stored_artifact_keys(embedded_stack, task_id) if ":candidates." in k]
