@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from fte.agents import phrasing
 from fte.agents.agent import Agent
-from fte.contracts import Contract, Passage
+from fte.contracts import Contract, Passage, Source, SourceFinderResult
 from fte.text import GENERIC_WORDS, STOP_WORDS, collapse, coverage, ordered_unique, term_set
 from fte.text import terms as text_terms
 
@@ -203,3 +203,33 @@ RELEVANCE = Agent(
     rules=relevance_rules,
     offline=offline_relevance,
 )
+
+
+# -- the run's sources ------------------------------------------------------------
+
+
+def number_new(
+    results: list[SourceFinderResult], *, known_passage_ids: set[str], numbered_from: int
+) -> list[Source]:
+    """The distinct passages not among the known ones, numbered on from `numbered_from`."""
+    sources: list[Source] = []
+    seen = set(known_passage_ids)
+    for result in results:
+        for passage in result.passages:
+            if passage.passage_id in seen:
+                continue
+            seen.add(passage.passage_id)
+            sources.append(
+                Source(
+                    id=f"S{numbered_from + len(sources) + 1}",
+                    passage_id=passage.passage_id,
+                    title=passage.title,
+                    location=passage.location,
+                    section=passage.section,
+                    page=passage.page,
+                    text=passage.text,
+                    retrieved_at=result.retrieved_at,
+                    sub_question_id=result.sub_question_id,
+                )
+            )
+    return sources

@@ -27,7 +27,7 @@ from dapr.clients import DaprClient
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 
 from fte import artifacts, changes, names, stored_inputs, tracing
-from fte.agents import AnyAgent, all_agents
+from fte.agents import AnyAgent, all_agents, source_finder
 from fte.agents.source_finder import RELEVANCE, RelevanceInput
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore, answer_key
@@ -53,7 +53,6 @@ from fte.contracts import (
     StoreInput,
     TokenUsage,
 )
-from fte.coordinator.stages import number_new
 from fte.errors import FteError, LLMTransientError
 from fte.llm import ModelRouter
 from fte.report import RefusedPage, Report, number_sources, render_markdown
@@ -307,7 +306,7 @@ def gather_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
         if document is None:
             raise NonRetryableError(f"the source finder's result {name!r} is not stored")
         results.append(SourceFinderResult.model_validate(document))
-    sources = number_new(
+    sources = source_finder.number_new(
         results, known_passage_ids=set(inp.known_passage_ids), numbered_from=inp.numbered_from
     )
     if sources:

@@ -24,7 +24,7 @@ import dapr.ext.workflow as wf
 from pydantic import BaseModel
 
 from fte import artifacts, names
-from fte.agents import analyst, fact_checker, planner, reviewer
+from fte.agents import analyst, fact_checker, planner, reviewer, source_finder
 from fte.agents.agent import Agent, ResT
 from fte.contracts import (
     CheckedClaim,
@@ -299,7 +299,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
 
 def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list[Source]:
     """The passages not yet among `known`, numbered on from `known`'s last source ID."""
-    return stages.number_new(
+    return source_finder.number_new(
         results, known_passage_ids={s.passage_id for s in known}, numbered_from=len(known)
     )
 

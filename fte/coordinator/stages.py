@@ -14,7 +14,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 
 from fte import artifacts, names
-from fte.agents import analyst, fact_checker, planner, writer
+from fte.agents import analyst, fact_checker, planner, source_finder, writer
 from fte.contracts import (
     OFFLINE_MODEL,
     AgentReply,
@@ -161,34 +161,7 @@ def gather_sources(
 
 def consolidate(results: list[SourceFinderResult]) -> list[Source]:
     """One source per distinct passage, numbered S1, S2, ... in the order given."""
-    return number_new(results, known_passage_ids=set(), numbered_from=0)
-
-
-def number_new(
-    results: list[SourceFinderResult], *, known_passage_ids: set[str], numbered_from: int
-) -> list[Source]:
-    """The distinct passages not among the known ones, numbered on from `numbered_from`."""
-    sources: list[Source] = []
-    seen = set(known_passage_ids)
-    for result in results:
-        for passage in result.passages:
-            if passage.passage_id in seen:
-                continue
-            seen.add(passage.passage_id)
-            sources.append(
-                Source(
-                    id=f"S{numbered_from + len(sources) + 1}",
-                    passage_id=passage.passage_id,
-                    title=passage.title,
-                    location=passage.location,
-                    section=passage.section,
-                    page=passage.page,
-                    text=passage.text,
-                    retrieved_at=result.retrieved_at,
-                    sub_question_id=result.sub_question_id,
-                )
-            )
-    return sources
+    return source_finder.number_new(results, known_passage_ids=set(), numbered_from=0)
 
 
 def analyse(

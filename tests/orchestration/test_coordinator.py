@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from fte import artifacts, names, stored_inputs
 from fte.agents import all_agents, analyst, fact_checker, planner, writer
+from fte.agents.source_finder import number_new
 from fte.contracts import (
     AgentReply,
     AgentTask,
@@ -44,7 +45,6 @@ from fte.contracts import (
     SubQuestion,
     TokenUsage,
 )
-from fte.coordinator.stages import number_new
 from fte.wiring import register
 from tests.support.orchestration import (
     START,

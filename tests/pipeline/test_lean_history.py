@@ -101,8 +101,9 @@ def test_a_runs_history_holds_keys_and_summaries_not_passages(
     assert research.store.get(task_id, "draft") is not None
     assert not [h[:80] for h in history if b'"claim_ids"' in h]
     assert not [h[:80] for h in history if json.dumps(notes["summary"])[1:-1].encode() in h]
-    quoted = [c for c in research.store.get(task_id, "claims")["checked"] if c["evidence"]]
-    assert quoted
+    fact_checks = research.store.get(task_id, "claims")
+    assert fact_checks is not None
+    assert [c for c in fact_checks["checked"] if c["evidence"]]
     assert not [h[:80] for h in history if b'"evidence": "' in h and b'"evidence": ""' not in h]
     print(f"{stored} bytes of workflow state for one run")
     assert stored < MAX_HISTORY_BYTES, f"{stored} bytes of workflow state for one run"
