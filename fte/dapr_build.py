@@ -49,14 +49,18 @@ class SidecarBinaries:
     placement: Path
     scheduler: Path
     origin: str
+    patched: bool = False
+    """Built here with `sidecar/patches`, so they take the flags those patches add (binaries
+    from `dapr init --slim` or FTE_DAPRD are upstream's and would refuse them)."""
 
     @classmethod
-    def in_dir(cls, directory: Path, origin: str) -> SidecarBinaries:
+    def in_dir(cls, directory: Path, origin: str, *, patched: bool = False) -> SidecarBinaries:
         return cls(
             daprd=directory / "daprd",
             placement=directory / "placement",
             scheduler=directory / "scheduler",
             origin=origin,
+            patched=patched,
         )
 
     def exist(self) -> bool:
@@ -106,7 +110,7 @@ def build_dir(module: Path = SIDECAR_MODULE) -> Path:
 
 def cached_build(module: Path = SIDECAR_MODULE) -> SidecarBinaries | None:
     directory = build_dir(module)
-    binaries = SidecarBinaries.in_dir(directory, origin=f"project build {directory}")
+    binaries = SidecarBinaries.in_dir(directory, origin=f"project build {directory}", patched=True)
     if (directory / _READY_MARKER).exists() and binaries.exist():
         return binaries
     return None
@@ -197,7 +201,7 @@ def build(
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     say(f"Dapr runtime {version} built in {time.monotonic() - started:.0f}s")
-    return SidecarBinaries.in_dir(target, origin=f"project build {target}")
+    return SidecarBinaries.in_dir(target, origin=f"project build {target}", patched=True)
 
 
 def _patched_module_flags(

@@ -57,6 +57,15 @@ log = structlog.get_logger(__name__)
 DEFAULT_COMPONENTS_DIR = package_path("components", "local")
 PORTS_RECORD = "ports.json"
 READY_TIMEOUT_S = 60.0
+# Even fast-forwarded, the scheduler's etcd still waited one to ten 100 ms ticks for its
+# election on every start, cold or warm, and daprd is healthy only once the scheduler
+# serves: starts took 0.45-0.9 s at random. A single member has no peer to hear from, so
+# short ticks cost nothing; 10 ms ticks and a 50 ms election bound that wait at 50 ms
+# (the shortest etcd allows is five ticks). The flags come from our patch
+# (sidecar/patches/scheduler-etcd-election-timeout.patch): upstream binaries lack them.
+_ETCD_ELECTION_FLAGS = ("--etcd-heartbeat-interval", "10", "--etcd-election-timeout", "50")
+# How often a starting process's health endpoint is asked; each ask is one loopback request.
+_HEALTH_POLL_S = 0.01
 STOP_GRACE_S = 10.0
 # Liveness: how often the owner looks at its processes and an attached process at the
 # owner, how many restarts of one role a minute are mended before giving up, and how long
@@ -366,7 +375,7 @@ def wait_healthy(
             )
         if http_ok(url):
             return
-        time.sleep(0.05)
+        time.sleep(_HEALTH_POLL_S)
     raise RuntimeSetupError(
         f"{role or name} was not healthy after {READY_TIMEOUT_S:.0f}s; see {log_path}"
     )
@@ -850,14 +859,14 @@ class EmbeddedStack:
                 "--etcd-client-listen-address", lo,
                 "--etcd-initial-cluster",
                 f"dapr-scheduler-server-0=http://{lo}:{p['scheduler_etcd_peer']}",
-                # A restarted single-member etcd elects itself at once only when it boots
-                # from a snapshot (it then knows it is alone); replaying the log alone, it
-                # waits out a full election timeout, 1-2 s, which made a warm start three
-                # times slower than a cold one. So: snapshot every few entries (a raft
-                # snapshot of membership, not of the jobs, which stay in the backend), and
-                # fast-forward the election ticks on boot.
+                # A restarted single-member etcd replaying its log alone waited out a full
+                # election timeout, 1-2 s, which made a warm start three times slower than
+                # a cold one. So: snapshot every few entries (a raft snapshot of membership,
+                # not of the jobs, which stay in the backend), and fast-forward the election
+                # ticks on boot.
                 "--etcd-snapshot-count", "5",
                 "--etcd-initial-election-tick-advance",
+                *(_ETCD_ELECTION_FLAGS if binaries.patched else ()),
                 "--identity-directory-write", str(self.data_dir / "identity"),
                 "--enable-metrics=false",
                 "--log-level", self.log_level,
