@@ -171,6 +171,14 @@ def _log_attempt(ctx: wf.WorkflowActivityContext, activity: str, task_id: str) -
 # -- agents ------------------------------------------------------------------
 
 
+def _execution(ctx: wf.WorkflowActivityContext) -> str:
+    """The engine's ID for this scheduling of the activity: the same on every delivery and
+    retry of it, and new when a run is started again under a purged run's ID (the task
+    number alone is the same then). Older sidecars send none; the task number stands in."""
+    execution_id = ctx.get_inner_context().task_execution_id
+    return execution_id or f"task-{ctx.task_id}"
+
+
 def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any], Any]:
     """The activity that runs `agent` once and stores its checked result if asked to."""
 
@@ -182,7 +190,7 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
         # The engine delivers an activity at least once: again when its worker or sidecar
         # died after the model answered, or when the completion was lost on its way to a
         # workflow whose sidecar died. The answer is kept, so the model is asked once.
-        memo = answer_key(ctx.workflow_id, ctx.task_id, raw)
+        memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
         kept = d.store.get_document(memo)
         if kept is not None:
             log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
@@ -272,7 +280,7 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
                 mode="json"
             ),
         )
-        memo = answer_key(ctx.workflow_id, ctx.task_id, raw)
+        memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
         reply = d.store.get_document(memo)
         if reply is None:
             reply = _ask_model(ctx, RELEVANCE, task, memo)

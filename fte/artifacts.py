@@ -103,9 +103,12 @@ ANSWER_PREFIX = "answer"
 ANSWER_TTL_S = 3600
 
 
-def answer_key(workflow_id: str, task_number: int, inputs: Any) -> str:
+def answer_key(workflow_id: str, execution: str, inputs: Any) -> str:
+    """Where an activity's model answer is kept: `execution` names this one scheduling of
+    it (the engine's task execution ID), so a run purged and started again under the same
+    ID asks the model afresh rather than finding its predecessor's answers."""
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-    return f"{ANSWER_PREFIX}:{workflow_id}:{task_number}:{digest}"
+    return f"{ANSWER_PREFIX}:{workflow_id}:{execution}:{digest}"
 
 
 def artifact_key(task_id: str, name: str) -> str:

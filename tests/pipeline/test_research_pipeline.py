@@ -92,6 +92,22 @@ def test_happy_path_four_sub_questions(
     assert sum(".q" in k for k in keys) == 4
 
 
+def test_a_run_purged_and_started_again_under_its_id_asks_the_model_again(
+    research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
+) -> None:
+    # Activities keep their model answers for an hour so a redelivery does not ask twice;
+    # a new run under a purged run's ID is a new scheduling of every activity, not one.
+    llm = install(mock_llm, ScriptedLLM(SUB_QUESTIONS))
+    task_id = _task_id()
+    for _ in range(2):
+        research.start(_config(corpus), task_id)
+        snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
+        assert snap.end_state == "completed", (snap.failure, snap.progress)
+        research.purge(task_id)
+    twice = {PLANNER: 2, QUERIES: 8, RELEVANCE: 8, ANALYST: 2, FACT_CHECK: 2, WRITER: 2}
+    assert llm.calls == twice
+
+
 def test_writer_citing_a_source_that_was_not_retrieved_is_caught(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
