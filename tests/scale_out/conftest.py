@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipeline.conftest import corpus, mock_llm
 from tests.support.servers import Postgres, Redis, postgres_server, redis_server
+
+# The pipeline tests' corpus and mock LLM, for the pipeline run on production backends.
+__all__ = ["corpus", "mock_llm"]
 
 
 @pytest.fixture(scope="session")

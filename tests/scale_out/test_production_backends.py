@@ -9,7 +9,7 @@ then looks in the database itself for the run's workflow history and artifacts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,7 @@ from fte.dapr_build import find_binaries
 from fte.dapr_stack import EmbeddedStack
 from fte.llm import LLMConfig
 from fte.wiring import research_worker
-from tests.pipeline.conftest import CORPUS, OPENAI_URL, SUB_QUESTIONS, TEST_KEY
+from tests.pipeline.conftest import OPENAI_URL, SUB_QUESTIONS, TEST_KEY
 from tests.support.processes import wait_for
 from tests.support.scripted_llm import ALL_AGENTS, ANALYST, PLANNER, QUERIES, RELEVANCE, ScriptedLLM
 from tests.support.servers import Postgres, Redis
@@ -33,21 +33,6 @@ from tests.support.servers import Postgres, Redis
 pytestmark = pytest.mark.engine
 
 EXPECTED_CALLS = {PLANNER: 1, QUERIES: 4, RELEVANCE: 4, ANALYST: 1}
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    root = tmp_path / "corpus"
-    root.mkdir()
-    for name, text in CORPUS.items():
-        (root / name).write_text(text)
-    return root
-
-
-@pytest.fixture
-def mock_llm() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
-        yield router
 
 
 def _run_pipeline(
