@@ -50,7 +50,9 @@ def llm_http() -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: it must be gone before another package's tests connect a worker with
+# other workflows to the same session sidecar, which would hand work to either of them.
+@pytest.fixture(scope="package")
 def pipeline_worker(
     dapr_stack: RuntimeEndpoint, llm_http: httpx.Client
 ) -> Iterator[WorkflowWorker]:

@@ -131,9 +131,9 @@ def _await_stage(research: ResearchClient, task_id: str, stage: str) -> None:
 @pytest.mark.engine
 def test_run_in_flight_finishes_on_v1_and_new_runs_use_v2(
     # A stack of this test's own, not the session's: the engine hands work items to
-    # any worker connected to the sidecar, and the session-scoped `pipeline_worker`
-    # (v1 only, no ANNOUNCE_PLAN) stays connected to the shared one once any test has
-    # started it. It could start the new run on v1 or fail v2's extra activity, and a
+    # any worker connected to the sidecar, and the package-scoped `pipeline_worker`
+    # (the production registry, no ANNOUNCE_PLAN) stays connected to the shared one once
+    # any test of this package has started it. It could start the new run on v1 or fail v2's extra activity, and a
     # check for it could only skip the test. Here no other worker can connect.
     private_stack: EmbeddedStack,
     mock_llm: respx.MockRouter,
