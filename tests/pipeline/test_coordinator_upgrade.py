@@ -133,8 +133,9 @@ def test_run_in_flight_finishes_on_v1_and_new_runs_use_v2(
     # A stack of this test's own, not the session's: the engine hands work items to
     # any worker connected to the sidecar, and the package-scoped `pipeline_worker`
     # (the production registry, no ANNOUNCE_PLAN) stays connected to the shared one once
-    # any test of this package has started it. It could start the new run on v1 or fail v2's extra activity, and a
-    # check for it could only skip the test. Here no other worker can connect.
+    # any test of this package has started it. It could start the new run on v1 or fail
+    # v2's extra activity, and a check for it could only skip the test. Here no other
+    # worker can connect.
     private_stack: EmbeddedStack,
     mock_llm: respx.MockRouter,
     llm_http: httpx.Client,
