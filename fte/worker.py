@@ -27,7 +27,12 @@ log = structlog.get_logger(__name__)
 # the same bytes.
 MAX_ACTIVITY_RESULT_BYTES = 1024 * 1024
 
-# After the last activity returns, the SDK still sends its result on the channel.
+# After the last activity returns, the SDK still sends its result on the channel, and daprd
+# then forwards it to the activity's workflow (inbox write, reminder). Closing the work
+# stream unregisters the workflow types at once, so a forward still under way fails and the
+# activity runs again later (seen in tests/engine/test_worker_stop.py with no grace after
+# the send). stop() waits until every result is sent (`_count_until_sent`) and then this
+# long after the last send (after the last return, where the SDK cannot be wrapped).
 _RESPONSE_GRACE_S = 0.3
 
 # Plain-function activities run on the SDK's thread pool, `cpu_count + 4` threads unless
@@ -202,6 +207,36 @@ def _check_result_size(name: str, ctx: Any, result: Any) -> None:
     raise NonRetryableError(f"{type(error).__name__}: {error}") from error
 
 
+def _count_until_sent(runtime: wf.WorkflowRuntime) -> _InFlight | None:
+    """Count each activity from the start of its SDK handler until its result is sent.
+
+    The SDK runs an activity and then sends the result from the same handler
+    (`_execute_activity`, or `_execute_activity_async` for coroutines), looked up on its
+    gRPC worker per work item; wrapping them on that instance tells stop() when the last
+    result is out. Returns None when this SDK version has no such handlers (stop() then
+    falls back to a grace period).
+    """
+    sdk_worker = getattr(runtime, "_WorkflowRuntime__worker", None)
+    handlers = ("_execute_activity", "_execute_activity_async")
+    if sdk_worker is None or not all(callable(getattr(sdk_worker, h, None)) for h in handlers):
+        return None
+    unsent = _InFlight()
+    plain = sdk_worker._execute_activity
+    coroutine = sdk_worker._execute_activity_async
+
+    def execute_activity(*args: Any, **kwargs: Any) -> Any:
+        with unsent:
+            return plain(*args, **kwargs)
+
+    async def execute_activity_async(*args: Any, **kwargs: Any) -> Any:
+        with unsent:
+            return await coroutine(*args, **kwargs)
+
+    sdk_worker._execute_activity = execute_activity
+    sdk_worker._execute_activity_async = execute_activity_async
+    return unsent
+
+
 Registrar = Callable[[Registry], None]
 
 
@@ -236,6 +271,8 @@ class WorkflowWorker:
                 maximum_thread_pool_workers=threads,
             )
         self._in_flight = _InFlight()
+        # Activities from delivery until their result is sent back (None: SDK not wrappable).
+        self._unsent = _count_until_sent(self._runtime)
         self._drain_timeout_s = drain_timeout_s
         registry = Registry(self._runtime, self._in_flight)
         register(registry)
@@ -268,10 +305,12 @@ class WorkflowWorker:
                 running=self._in_flight.count,
                 timeout_s=self._drain_timeout_s,
             )
-        if self._in_flight.wait_idle(self._drain_timeout_s):
-            # Only an activity that returned just now may still be sending its result; a
+        # Until each result is sent where that can be seen, else until each activity returned.
+        pending = self._unsent if self._unsent is not None else self._in_flight
+        if pending.wait_idle(self._drain_timeout_s):
+            # Only a result sent just now may still be on its way to its workflow; a
             # command whose run ended a while ago need not wait (it used to, every time).
-            time.sleep(max(0.0, _RESPONSE_GRACE_S - self._in_flight.since_last_done()))
+            time.sleep(max(0.0, _RESPONSE_GRACE_S - pending.since_last_done()))
         self._runtime.shutdown()
         self._started = False
 
