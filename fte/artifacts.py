@@ -167,8 +167,10 @@ class ArtifactStore:
         data = self._client.get_state(STORE_NAME, key).data
         return json.loads(data) if data else None
 
-    def put_document(self, key: str, document: Any) -> None:
-        self._client.save_state(STORE_NAME, key, json.dumps(document))
+    def put_document(self, key: str, document: Any, *, ttl_s: int | None = None) -> None:
+        """`ttl_s`: the state store deletes the document after that many seconds."""
+        metadata = {"ttlInSeconds": str(ttl_s)} if ttl_s is not None else None
+        self._client.save_state(STORE_NAME, key, json.dumps(document), state_metadata=metadata)
 
     def remember_answer(self, key: str, reply: dict[str, Any]) -> None:
         self._client.save_state(

@@ -60,6 +60,9 @@ POLITENESS_INTERVAL_S = 1.0
 # A cached page younger than this is used without asking the site again: the queries of
 # one source finder, and a retried or replayed activity, see the same page at no cost.
 FRESH_FOR_S = 600.0
+# What keeps the page cache from growing without end: the state store drops a page a week
+# after it was fetched (each page is at most MAX_PAGE_BYTES).
+CACHE_TTL_S = 7 * 24 * 3600
 # 100.64.0.0/10 (carrier-grade NAT) is where some clouds put their metadata service.
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
@@ -131,7 +134,7 @@ class PageCache(Protocol):
 class DocumentStore(Protocol):
     def get_document(self, key: str) -> Any | None: ...
 
-    def put_document(self, key: str, document: Any) -> None: ...
+    def put_document(self, key: str, document: Any, *, ttl_s: int | None = None) -> None: ...
 
 
 class StatePageCache:
@@ -155,7 +158,9 @@ class StatePageCache:
         return FetchedPage(**fields)  # type: ignore[arg-type]
 
     def put(self, url: str, page: FetchedPage) -> None:
-        self._store.put_document(self.key(url), {"request_url": url, **asdict(page)})
+        self._store.put_document(
+            self.key(url), {"request_url": url, **asdict(page)}, ttl_s=CACHE_TTL_S
+        )
 
 
 class MemoryPageCache:

@@ -81,8 +81,13 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
     # others were served from the state store's cache.
     assert all(route.call_count == 1 for route in pages.values())
     with sqlite3.connect(embedded_stack.data_dir / "state.db") as db:
-        cached = db.execute("SELECT count(*) FROM state WHERE key LIKE '%webpage:%'").fetchone()
+        cached = db.execute(
+            "SELECT count(*), min(julianday(expiration_time) - julianday(update_time)) "
+            "FROM state WHERE key LIKE '%webpage:%'"
+        ).fetchone()
     assert cached[0] >= len(PAGES)
+    # Cached pages expire a week after they were fetched, so the cache cannot grow forever.
+    assert cached[1] == pytest.approx(7, abs=0.01)
     # The refused address is named, with its reason, in the report's appendix.
     assert report["refused_pages"] == [
         {
