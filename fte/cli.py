@@ -454,10 +454,13 @@ def _cmd_research(args: argparse.Namespace) -> int:
             llm_config=choice.config,
             http_client=choice.http_client,
             offline=choice.offline,
-        ):
+        ) as worker:
             client.start(config, task_id)
             _say(f"Task {task_id} started ({endpoint.description})")
-            return _follow_and_finish(client, task_id, args)
+            code = _follow_and_finish(client, task_id, args)
+            if code != EXIT_INTERRUPTED:  # the run ended: no result of its is on its way
+                worker.settle(task_id)
+            return code
 
 
 def _ensure_background_worker(data_dir: Path, *, offline: bool) -> None:

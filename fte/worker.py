@@ -6,7 +6,7 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -15,6 +15,7 @@ from dapr.ext.workflow._durabletask.internal import shared as sdk_shared
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 from dapr.ext.workflow.logger import LoggerOptions
 
+from fte import names
 from fte.api_tokens import sdk_token
 from fte.errors import ActivityResultTooLargeError, RuntimeSetupError
 
@@ -50,20 +51,38 @@ class _InFlight:
         self._count = 0
         self._idle = threading.Condition()
         self._last_done = -math.inf  # time.monotonic() when an activity last returned
+        # time.monotonic() when an activity of each run (task ID) last returned
+        self._last_done_by_run: dict[str, float] = {}
 
     def __enter__(self) -> None:
+        self.begin()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done(None)
+
+    def begin(self) -> None:
         with self._idle:
             self._count += 1
 
-    def __exit__(self, *exc_info: object) -> None:
+    def done(self, instance_id: str | None) -> None:
+        """One activity finished (of the workflow `instance_id`, when known)."""
         with self._idle:
             self._count -= 1
             self._last_done = time.monotonic()
+            if instance_id is not None:
+                self._last_done_by_run[_run_of(instance_id)] = self._last_done
             self._idle.notify_all()
 
-    def since_last_done(self) -> float:
+    def since_last_done(self, *, except_runs: Collection[str] = ()) -> float:
+        """Seconds since an activity last finished; those of `except_runs` do not count."""
         with self._idle:
-            return time.monotonic() - self._last_done
+            if not except_runs:
+                return time.monotonic() - self._last_done
+            last = max(
+                (t for run, t in self._last_done_by_run.items() if run not in except_runs),
+                default=-math.inf,
+            )
+            return time.monotonic() - last
 
     @property
     def count(self) -> int:
@@ -224,17 +243,30 @@ def _count_until_sent(runtime: wf.WorkflowRuntime) -> _InFlight | None:
     plain = sdk_worker._execute_activity
     coroutine = sdk_worker._execute_activity_async
 
-    def execute_activity(*args: Any, **kwargs: Any) -> Any:
-        with unsent:
-            return plain(*args, **kwargs)
+    # Both take (activity function, ActivityRequest, stub, completion token).
+    def execute_activity(fn: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+        unsent.begin()
+        try:
+            return plain(fn, req, *args, **kwargs)
+        finally:
+            unsent.done(req.workflowInstance.instanceId)
 
-    async def execute_activity_async(*args: Any, **kwargs: Any) -> Any:
-        with unsent:
-            return await coroutine(*args, **kwargs)
+    async def execute_activity_async(fn: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+        unsent.begin()
+        try:
+            return await coroutine(fn, req, *args, **kwargs)
+        finally:
+            unsent.done(req.workflowInstance.instanceId)
 
     sdk_worker._execute_activity = execute_activity
     sdk_worker._execute_activity_async = execute_activity_async
     return unsent
+
+
+def _run_of(instance_id: str) -> str:
+    """The run (task ID) a workflow instance belongs to: itself, or its parent for a child."""
+    parent = names.parent_of(instance_id)
+    return parent[0] if parent is not None else instance_id
 
 
 Registrar = Callable[[Registry], None]
@@ -274,6 +306,8 @@ class WorkflowWorker:
         # Activities from delivery until their result is sent back (None: SDK not wrappable).
         self._unsent = _count_until_sent(self._runtime)
         self._drain_timeout_s = drain_timeout_s
+        # Runs seen to have ended: every result of theirs has reached its workflow.
+        self._settled: set[str] = set()
         registry = Registry(self._runtime, self._in_flight)
         register(registry)
         registry.check_complete()
@@ -306,13 +340,21 @@ class WorkflowWorker:
                 timeout_s=self._drain_timeout_s,
             )
         # Until each result is sent where that can be seen, else until each activity returned.
-        pending = self._unsent if self._unsent is not None else self._in_flight
-        if pending.wait_idle(self._drain_timeout_s):
-            # Only a result sent just now may still be on its way to its workflow; a
-            # command whose run ended a while ago need not wait (it used to, every time).
-            time.sleep(max(0.0, _RESPONSE_GRACE_S - pending.since_last_done()))
+        if self._unsent is not None and self._unsent.wait_idle(self._drain_timeout_s):
+            # Only a result sent just now may still be on its way to its workflow, and not
+            # one of a run that has ended since: `fte research` stops its worker once its
+            # run is over (it used to sleep out the grace, ~0.3 s, every time).
+            since = self._unsent.since_last_done(except_runs=self._settled)
+            time.sleep(max(0.0, _RESPONSE_GRACE_S - since))
+        elif self._unsent is None and self._in_flight.wait_idle(self._drain_timeout_s):
+            time.sleep(max(0.0, _RESPONSE_GRACE_S - self._in_flight.since_last_done()))
         self._runtime.shutdown()
         self._started = False
+
+    def settle(self, task_id: str) -> None:
+        """`task_id`'s run has ended (its caller saw it): stop() need not wait for its results,
+        which its workflows all had before they could end."""
+        self._settled.add(task_id)
 
     def __enter__(self) -> WorkflowWorker:
         self.start()
