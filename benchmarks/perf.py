@@ -354,6 +354,63 @@ def counting(register: Callable[[Registry], None], counter: Counter) -> Callable
     return registrar
 
 
+@dataclass
+class Throughput:
+    """One throughput load: rates over its wall time and the CPU each process used."""
+
+    activities: int
+    workflows: int
+    wall_s: float
+    cpu_cores: dict[str, float]
+    """CPU seconds each process spent per second of the load (2 cores = 2.0 in total)."""
+
+    @property
+    def activities_per_s(self) -> float:
+        return self.activities / self.wall_s
+
+    @property
+    def workflows_per_s(self) -> float:
+        return self.workflows / self.wall_s
+
+
+def throughput_load(
+    client: wf.DaprWorkflowClient,
+    data_dir: Path,
+    counter: Counter,
+    runs: int,
+    *,
+    prefix: str = "load",
+    scheduled: Callable[[], None] = lambda: None,
+) -> Throughput:
+    """`runs` offline 4-sub-question research runs at once, on a worker counting into `counter`.
+
+    `scheduled` is called once every run is scheduled (benchmarks/profile_throughput.py
+    starts its profilers there).
+    """
+    config = run_config(4, base_url=None).model_dump(mode="json")
+    done_before, workflows_before = counter.value, set(counter.workflows)
+    cpu_before = stack_cpu_s(data_dir)
+    started = time.perf_counter()
+    ids = [f"{prefix}-{i}" for i in range(runs)]
+    for task_id in ids:
+        client.schedule_new_workflow(names.COORDINATOR, input=config, instance_id=task_id)
+    scheduled()
+    for task_id in ids:
+        state = client.wait_for_workflow_completion(task_id, timeout_in_seconds=600)
+        if state is None or state.runtime_status.name != "COMPLETED":
+            raise RuntimeError(f"run {task_id} did not complete: {state}")
+    wall = time.perf_counter() - started
+    cpu_after = stack_cpu_s(data_dir)
+    return Throughput(
+        activities=counter.value - done_before,
+        workflows=len(counter.workflows - workflows_before),
+        wall_s=wall,
+        cpu_cores={
+            role: (cpu_after[role] - cpu_before.get(role, 0.0)) / wall for role in cpu_after
+        },
+    )
+
+
 # -- CLI -----------------------------------------------------------------------------------
 
 
@@ -571,33 +628,15 @@ def main() -> int:
                 offline=True,
                 registrar=counting(wiring.register, counter),
             ):
-                config = run_config(4, base_url=None)
-                cpu_before = stack_cpu_s(data_dir)
-                started = time.perf_counter()
-                ids = [f"load-{i}" for i in range(runs)]
-                for task_id in ids:
-                    client.schedule_new_workflow(
-                        names.COORDINATOR, input=config.model_dump(mode="json"), instance_id=task_id
-                    )
-                for task_id in ids:
-                    state = client.wait_for_workflow_completion(task_id, timeout_in_seconds=600)
-                    if state is None or state.runtime_status.name != "COMPLETED":
-                        raise RuntimeError(f"run {task_id} did not complete: {state}")
-                wall = time.perf_counter() - started
-                cpu_after = stack_cpu_s(data_dir)
-            activities_per_s = counter.value / wall
-            workflows_per_s = len(counter.workflows) / wall
-            # CPU seconds each process spent per second of the load: the profile that names
-            # the bottleneck (2 cores = 2.0 at most in total).
-            cpu_share = {
-                role: (cpu_after[role] - cpu_before.get(role, 0.0)) / wall for role in cpu_after
-            }
+                load = throughput_load(client, data_dir, counter, runs)
+            activities_per_s = load.activities_per_s
+            workflows_per_s = load.workflows_per_s
             results.update(
                 activities_per_s_50_runs=activities_per_s,
                 workflows_per_s_50_runs=workflows_per_s,
-                runs_per_s_50_runs=runs / wall,
+                runs_per_s_50_runs=runs / load.wall_s,
                 throughput_runs=runs,
-                throughput_cpu_cores_by_process=cpu_share,
+                throughput_cpu_cores_by_process=load.cpu_cores,
             )
             rows.append(
                 (

@@ -435,6 +435,9 @@ class EmbeddedStack:
     supervise: bool = True
     """Watch the stack while it is used: restart a role that dies (owner), take the stack
     over when its owner dies (attached)."""
+    extra_flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Flags appended to a role's command line (role -> flags), none unless given: how
+    benchmarks/profile_throughput.py turns on daprd's pprof server and tries other settings."""
     _lock: locks.FileLock | None = field(default=None, init=False)
     _ports: dict[str, int] = field(default_factory=dict, init=False)
     _binaries: SidecarBinaries | None = field(default=None, init=False)
@@ -841,6 +844,7 @@ class EmbeddedStack:
                 "--initial-cluster", f"dapr-placement-0={lo}:{p['placement_raft']}",
                 "--enable-metrics=false",
                 "--log-level", self.log_level,
+                *self.extra_flags.get("placement", ()),
             ],
             process_group=0,
         )  # fmt: skip
@@ -870,6 +874,7 @@ class EmbeddedStack:
                 "--identity-directory-write", str(self.data_dir / "identity"),
                 "--enable-metrics=false",
                 "--log-level", self.log_level,
+                *self.extra_flags.get("scheduler", ()),
             ],
             process_group=group,
         )  # fmt: skip
@@ -894,6 +899,7 @@ class EmbeddedStack:
                 "--log-level", self.log_level,
                 # In-flight work is durable, so a bounded drain is enough on stop.
                 "--dapr-graceful-shutdown-seconds", "5",
+                *self.extra_flags.get("daprd", ()),
             ],
             process_group=group,
         )  # fmt: skip
