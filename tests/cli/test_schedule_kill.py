@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from fte.api_tokens import current_token
 from fte.client import SETTLED_STATES, ResearchClient
 from fte.dapr_stack import RuntimeEndpoint, live_stack
 from fte.schedule.client import ScheduleClient
@@ -74,6 +75,7 @@ class Stack:
             http_port=record.ports["daprd_http"],
             owned=False,
             description="the test's view of the stack",
+            api_token=current_token(self.data),
         )
 
     def kill_everything(self) -> None:
