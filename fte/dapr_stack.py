@@ -51,6 +51,7 @@ from fte.errors import DataDirInUseError, RuntimeSetupError
 from fte.layout import APP_ID as APP_ID
 from fte.layout import LOCK_FILE as LOCK_FILE
 from fte.layout import STACK_RECORD as STACK_RECORD
+from fte.stall_watch import StallWatch, connected_workers
 
 log = structlog.get_logger(__name__)
 
@@ -446,6 +447,7 @@ class EmbeddedStack:
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _problem: str | None = field(default=None, init=False)
     _restarts: dict[str, list[float]] = field(default_factory=dict, init=False)
+    _stall: StallWatch | None = field(default=None, init=False)
     endpoint: RuntimeEndpoint | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -670,6 +672,23 @@ class EmbeddedStack:
                 code = proc.popen.poll()
                 if code is not None and not self._stopping.is_set():
                     self._recover(proc, code)
+            self._mend_stall()
+
+    def _mend_stall(self) -> None:
+        """Restart a daprd caught in its work-stream deadlock (`fte.stall_watch` says why)."""
+        daprd = next((p for p in self._procs if p.role == "daprd"), None)
+        if daprd is None or self._stall is None or self._stopping.is_set():
+            return
+        if daprd.popen.poll() is not None or not self._stall.stalled():
+            return
+        log.warning(
+            f"the Dapr daprd (pid {daprd.popen.pid}) accepted a worker's stream but hands it no "
+            "work (daprd 1.18.2 deadlock after a worker died); restarting it",
+            log=str(self.data_dir / "logs" / "daprd.log"),
+        )
+        self._terminate(daprd)
+        # Then as for a daprd that died: restarted on its ports, within the restart budget.
+        self._recover(daprd, daprd.popen.wait())
 
     def _recover(self, proc: _Proc, code: int) -> None:
         role = proc.role
@@ -803,6 +822,14 @@ class EmbeddedStack:
         log_file = (logs / f"{role}.log").open("ab")
         log_file.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {role}\n".encode())
         log_file.flush()
+        if role == "daprd":
+            # Watch this daprd's lines only: the log is appended to across restarts.
+            metadata = f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/metadata"
+            self._stall = StallWatch(
+                logs / "daprd.log",
+                lambda: connected_workers(metadata, api_tokens.current_token(self.data_dir)),
+                offset=log_file.tell(),
+            )
         env = runtime_environment()
         if role == "daprd":
             # The directory's tokens (when required), never a DAPR_API_TOKEN the user
