@@ -10,14 +10,16 @@ directory — its launcher, worker and CLI commands — can drive the sidecar.
 app port (it pulls work over the sidecar's gRPC stream), so today nothing checks it; it is
 set anyway so that an app channel added later is not open by default.
 
-Requiring the token is opt-in (`FTE_SIDECAR_API_TOKEN=1`) for now: with DAPR_API_TOKEN set,
-daprd 1.18.2 can stop serving workflows after a worker is SIGKILLed mid-run — the dead
-worker's work-item stream closes, the workflow actor types are unregistered but the
-placement update never completes, so the restarted worker's stream is accepted yet no
-workflow runs until daprd restarts (tests/cli/test_schedule_kill.py fails every time with
-the token and passes without it). Crash recovery is the point of this project, so it wins
-until that is understood. The launcher removes a token file left from an earlier start
-without the setting, so clients present a token exactly when the running stack wants one.
+The token is required by default; `FTE_SIDECAR_API_TOKEN=0` turns it off (an escape hatch,
+e.g. to point a tool that cannot send the header at the sidecar). It was opt-in for a while
+because tests/cli/test_schedule_kill.py stalled with it: a worker SIGKILLed mid-run can leave
+daprd 1.18.2 deadlocked (the last stream's disconnect callback holds the actor registration
+lock while a workflow actor waits for a stream; the next stream waits for that lock). The
+token does not cause it: the same deadlock happens without it, and a test can trigger it at
+will (tests/dapr_stack/test_work_stream_stall.py). The launcher now notices it and restarts
+daprd (`fte.stall_watch`), so crash recovery holds with the token on. A stack started with the
+token turned off removes a token file left from an earlier start, so clients present a token
+exactly when the running stack wants one.
 
 The Dapr SDK reads its token from a process-wide setting when a client is constructed,
 while one test process may talk to several stacks; `sdk_token` sets that setting only
@@ -45,7 +47,7 @@ log = structlog.get_logger(__name__)
 TOKENS_FILE = "api-tokens.json"
 REQUIRE_SETTING = "FTE_SIDECAR_API_TOKEN"
 _OWNER_ONLY = 0o600
-_YES = {"1", "true", "yes", "on"}
+_NO = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class ApiTokens:
 
 
 def required() -> bool:
-    """Whether a stack started by this process requires the token (opt-in, see above)."""
-    return os.environ.get(REQUIRE_SETTING, "").strip().lower() in _YES
+    """Whether a stack started by this process requires the token (yes unless turned off)."""
+    return os.environ.get(REQUIRE_SETTING, "").strip().lower() not in _NO
 
 
 def prepare(data_dir: Path) -> None:

@@ -7,7 +7,9 @@ either the worker alone or everything (worker, launcher, daprd, placement, sched
 and starts it again. Afterwards: every fire time from the first fire to the loop's
 cursor is accounted for (started, skipped, or counted as missed) and no run ID exists
 twice; each run called the planner once, plus at most once more per kill (a call cut
-off mid-flight is asked again: activities are at-least-once).
+off mid-flight is asked again: activities are at-least-once). With the API token (the
+default) or without, a killed worker sometimes leaves daprd 1.18.2 deadlocked; the launcher
+restarts it (fte/stall_watch.py) and the test passes through that, saying how often.
 """
 
 from __future__ import annotations
@@ -95,27 +97,9 @@ class Stack:
         self.up.stop()
 
 
-STREAM_CLOSED = "work item stream closed"
-STREAM_OPENED = "work item stream established"
-NOT_REGISTERED = "actor type dapr.internal.default.fte.workflow not registered"
-
-
-def _actor_types_left_unregistered(daprd_log: Path) -> str | None:
-    """daprd 1.18.2's known stall (README "Security"), or None if the log shows another cause.
-
-    A killed worker's work-item stream closes and daprd unregisters the workflow actor
-    types, but the placement update never completes: the restarted worker's stream is
-    accepted, yet every reminder after it fails with "not registered" until daprd restarts.
-    """
-    text = daprd_log.read_text(errors="replace")
-    closed = text.rfind(STREAM_CLOSED)
-    opened = text.find(STREAM_OPENED, closed)
-    if closed < 0 or opened < 0:
-        return None
-    failures = text.count(NOT_REGISTERED, opened)
-    if failures < 30 or "Dissemination complete" in text[closed:]:
-        return None
-    return f"{failures} reminders failed with {NOT_REGISTERED!r} after the new worker connected"
+# The launcher's word when it restarts a daprd caught in its work-stream deadlock
+# (fte/stall_watch.py), which a worker killed mid-run sometimes triggers.
+MENDED = "deadlock after a worker died"
 
 
 def status(stack: Stack) -> ScheduleStatus:
@@ -148,13 +132,7 @@ def test_sigkill_worker_and_stack_while_a_schedule_fires(tmp_path: Path) -> None
             assert added.returncode == 0, added.stderr
             for kill in range(KILLS):
                 target = sum(llm.calls.values()) + rng.randint(2, 14)
-                try:
-                    wait_for(lambda: sum(llm.calls.values()) >= target, "LLM traffic", 90)  # noqa: B023
-                except AssertionError:
-                    stall = _actor_types_left_unregistered(data / "logs" / "daprd.log")
-                    if stall is None:
-                        raise
-                    pytest.xfail(f"daprd stopped running workflows after kill {kill}: {stall}")
+                wait_for(lambda: sum(llm.calls.values()) >= target, "LLM traffic", 90)  # noqa: B023
                 if kill % 2 == 0:
                     stack.worker.sigkill()
                     stack.worker.stop()
@@ -190,10 +168,12 @@ def test_sigkill_worker_and_stack_while_a_schedule_fires(tmp_path: Path) -> None
     assert final.fires == (
         final.started + final.skipped_overlap + final.skipped_missed + final.skipped_paused
     )
-    # None ran twice: one planner call per run, plus at most one repeat per kill.
-    assert final.started <= llm.calls[PLANNER] <= final.started + KILLS
+    # None ran twice: one planner call per run, plus at most one repeat per kill (or per
+    # restart of a deadlocked daprd, which cuts off what was in flight just the same).
+    mended = sum(log.read_text().count(MENDED) for log in logs.glob("up-*.log"))
+    assert final.started <= llm.calls[PLANNER] <= final.started + KILLS + mended
     print(
         f"\n{final.fires} fires under {KILLS} kill -9s: {final.started} runs, "
         f"{final.skipped_overlap} skipped (overlap), {final.skipped_missed} missed; "
-        f"planner calls {llm.calls[PLANNER]}"
+        f"planner calls {llm.calls[PLANNER]}; daprd restarted out of its deadlock {mended}x"
     )

@@ -50,7 +50,8 @@ def _grpc_metadata_call(port: int, token: str | None) -> grpc.StatusCode:
 
 @pytest.fixture
 def token_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(REQUIRE_SETTING, "1")
+    """The default: nothing in the environment asks for the token, and it is required."""
+    monkeypatch.delenv(REQUIRE_SETTING, raising=False)
 
 
 def test_sidecar_refuses_clients_without_the_data_directorys_token(
@@ -112,13 +113,13 @@ def test_a_user_exported_token_does_not_replace_the_directorys_own(
     assert read_tokens(data_dir) == tokens
 
 
-def test_without_the_setting_the_stack_wants_no_token_and_drops_a_stale_file(
+def test_turned_off_the_stack_wants_no_token_and_drops_a_stale_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Opt-in for now (fte/api_tokens.py says why): a stack started without the setting
-    # serves clients that present no token, and a token file from an earlier start that
-    # required one is removed, so no client presents a token daprd does not expect.
-    monkeypatch.delenv(REQUIRE_SETTING, raising=False)
+    # The escape hatch (FTE_SIDECAR_API_TOKEN=0): a stack started with it serves clients
+    # that present no token, and a token file from an earlier start that required one is
+    # removed, so no client presents a token daprd does not expect.
+    monkeypatch.setenv(REQUIRE_SETTING, "0")
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / TOKENS_FILE).write_text('{"dapr": "stale", "app": "stale"}')
