@@ -9,16 +9,18 @@ backend/executor.go, ExecuteWorkflow blocks on the work-item queue) — it holds
 lock until a stream takes that item. The next worker's stream is accepted ("work item
 stream established" is logged first) but its connect callback waits for the same
 registration lock before it reads the queue. Nothing moves again: every reminder fails with
-"actor type ... not registered" until daprd restarts. A goroutine dump of a stalled daprd
-showing all four waits is quoted in README "An API token per data directory".
+"actor type ... not registered" until daprd restarts. README "daprd's work-stream
+deadlock" gives the four waits as a goroutine dump of a stalled daprd showed them.
 
 No client behaviour avoids it (the worker was killed; the new stream is blocked inside
 daprd) and no daprd setting turns the unregistering off. What can be seen from outside:
 daprd logged that a stream was established after the last one ended, yet its metadata API
 counts no connected worker. A healthy daprd counts the stream within milliseconds (the
 connect callback only stores actor factories), so seeing that for `PATIENCE_S` is the stall
-and nothing else. Restarting daprd loses nothing: workflow state and reminders are durable,
-and the worker reconnects to the same ports.
+or a daprd whose actor runtime never became ready (the callback waits for it), which cannot
+run workflows either. Restarting daprd loses nothing: workflow state and reminders are durable,
+and the worker reconnects to the same ports. The stream lines are daprd's info level, which
+the launcher runs it at; at a quieter level the watch sees no stream and never acts.
 """
 
 from __future__ import annotations
