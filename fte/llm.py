@@ -14,6 +14,7 @@ visible in workflow history. Permanent failures surface after a single HTTP atte
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -276,6 +277,13 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.split()) * 4 / 3)
 
 
+@functools.cache
+def _json_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    """An output model's JSON schema, built once per model: pydantic builds it afresh on
+    every call (1.5 ms), and every model request sends it."""
+    return output_model.model_json_schema()
+
+
 class LLMClient:
     """An OpenAI-compatible server: structured output, bounded HTTP retries, one repair call."""
 
@@ -354,7 +362,7 @@ class LLMClient:
             "type": "json_schema",
             "json_schema": {
                 "name": output_model.__name__,
-                "schema": output_model.model_json_schema(),
+                "schema": _json_schema(output_model),
                 # Non-strict: strict mode rejects common pydantic schemas (defaults, minItems)
                 # and many local servers do not implement it; pydantic validates instead.
                 "strict": False,
