@@ -109,8 +109,10 @@ def research_workflow_v2(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Fl
 
 
 def pipeline_v3(run: Run) -> Flow:
-    """v2's stages with claims and the draft kept out of history too (`Run.lean_claims`)."""
+    """v2's stages with claims and the draft kept out of history too (`Run.lean_claims`),
+    and one progress check-in timer for all waits until it fires (`Run.shared_checkin`)."""
     run.lean_claims = True
+    run.shared_checkin = True
     return (yield from pipeline_v2(run))
 
 

@@ -98,6 +98,11 @@ class Run:
         # Coordinator v3 also keeps claims and the draft out of history: agents build their
         # inputs from the notes and fact checks, and the report is finalized from artifacts.
         self.lean_claims = False
+        # Coordinator v3 keeps one check-in timer across waits until it fires, instead of a
+        # new one per wait (each is a reminder in the scheduler, created and later deleted:
+        # a fan-out's waits made one per finished child).
+        self.shared_checkin = False
+        self._checkin: Any = None
         # Set when the budget ended the research early; the run still completes.
         self.budget_note: str | None = None
         self.cancel = ctx.wait_for_external_event(names.CANCEL_EVENT)
@@ -179,12 +184,17 @@ class Run:
         """Wait for `task`, sending progress check-ins on a timer and honouring `cancel`."""
         interval = timedelta(seconds=self.cfg.progress_checkin_interval_s)
         while True:
-            checkin = self.ctx.create_timer(interval)
+            checkin = self._checkin
+            if checkin is None:
+                checkin = self.ctx.create_timer(interval)
+                if self.shared_checkin:
+                    self._checkin = checkin
             winner = yield wf.when_any([task, self.cancel, checkin])
             if winner is task:
                 return task.get_result()
             if winner is self.cancel:
                 raise RunEnded("cancelled", cancel_reason(self.cancel.get_result()))
+            self._checkin = None  # it fired: the next wait starts the next interval
             self.progress.checked_in()
             yield self.notice(
                 "progress_checkin",

@@ -559,15 +559,30 @@ def test_progress_checkin_while_a_stage_runs_long() -> None:
     h = start(progress_checkin_interval_s=60)
     h.run_until_blocked(without(ANALYST))
     assert progress(h).stage == "analysing"
-    # The oldest check-in timer belongs to a stage that has finished: nothing happens.
-    assert h.fire().step() == []
-    assert work(h.advance(timedelta(minutes=10)).step()) == [names.NOTIFY]
+    # One check-in timer serves every wait until it fires: the one set when planning began.
+    [timer] = [t for t in h.pending if isinstance(t, Timer) and t.origin == "createTimer"]
+    assert timer.fire_at == START + timedelta(seconds=60)
+    assert work(h.fire().step()) == [names.NOTIFY]
     assert progress(h).checkins == 1
     [checkin] = [n for n in notices(h) if n.kind == "progress_checkin"]
     assert checkin.data == {"stage": "analysing", "tokens": usage(4).total_tokens}
     h.complete(names.NOTIFY).step()
+    # The next interval starts with the next wait.
+    assert work(h.advance(timedelta(minutes=1)).step()) == [names.NOTIFY]
+    assert progress(h).checkins == 2
+    h.complete(names.NOTIFY).step()
     assert h.run_until_blocked(PIPELINE) == []
     assert outcome(h).status == "completed"
+
+
+def test_a_run_with_no_long_stage_sets_one_checkin_timer() -> None:
+    # Before coordinator v3 every wait set its own (one per finished source finder, too):
+    # each is a reminder the scheduler creates and later deletes.
+    h = start(progress_checkin_interval_s=60)
+    assert h.run_until_blocked(PIPELINE) == []
+    assert outcome(h).status == "completed"
+    timers = [t for t in h.issued if isinstance(t, Timer) and t.origin == "createTimer"]
+    assert timers == [Timer(START + timedelta(seconds=60))]
 
 
 # -- the approval gate ---------------------------------------------------------------------
