@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 
 from fte import __version__
 from fte.errors import FteError, RuntimeSetupError, UnknownTaskError, UsageError
-from fte.limits import MAX_SCHEDULE_NAME, MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS, OVERLAP_POLICIES
+from fte.limits import (
+    DEFAULT_SUB_QUESTIONS,
+    MAX_SCHEDULE_NAME,
+    MAX_SUB_QUESTIONS,
+    MIN_SUB_QUESTIONS,
+    OVERLAP_POLICIES,
+)
 
 if TYPE_CHECKING:
     from fte.client import ResearchClient, Snapshot
@@ -44,7 +50,14 @@ EXIT_CODES_HELP = (
 
 
 def _add_research_limits(parser: argparse.ArgumentParser) -> None:
-    """Gap-filling rounds and the budget of a run (settings: depth, budget_usd, max_tokens)."""
+    """How wide and deep a run goes, and its budget (settings: max_sub_questions, depth,
+    budget_usd, max_tokens)."""
+    parser.add_argument(
+        "--max-sub-questions",
+        type=int,
+        help=f"the most sub-questions the plan may have, {MIN_SUB_QUESTIONS}-{MAX_SUB_QUESTIONS} "
+        f"(default: {DEFAULT_SUB_QUESTIONS})",
+    )
     parser.add_argument(
         "--depth", type=int, help="gap-filling rounds after the first pass, 0-5 (default: 1)"
     )
@@ -1014,6 +1027,7 @@ def _settings(args: argparse.Namespace) -> FteSettings:
         "model": getattr(args, "model", None),
         "offline": True if getattr(args, "offline", False) else None,
         "depth": getattr(args, "depth", None),
+        "max_sub_questions": getattr(args, "max_sub_questions", None),
         "budget_usd": getattr(args, "budget_usd", None),
         "max_tokens": getattr(args, "max_tokens", None),
         "state_url": getattr(args, "state", None),

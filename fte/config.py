@@ -41,8 +41,11 @@ from pydantic_settings import (
 from fte.contracts import (
     DEFAULT_DEPTH,
     DEFAULT_MODEL,
+    DEFAULT_SUB_QUESTIONS,
     MAX_DEPTH,
+    MAX_SUB_QUESTIONS,
     MAX_WAIT_S,
+    MIN_SUB_QUESTIONS,
     AgentModels,
     CitationPolicy,
     SourceKind,
@@ -127,6 +130,10 @@ class FteSettings(BaseSettings):
     """Where source finders search: `local`, `web` or both (web: fte.web's search API)."""
     depth: int = Field(default=DEFAULT_DEPTH, ge=0, le=MAX_DEPTH)
     """Gap-filling rounds after the first pass (0: one pass, as before rounds existed)."""
+    max_sub_questions: int = Field(
+        default=DEFAULT_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
+    )
+    """The most sub-questions the planner may write (it writes fewer for a narrow question)."""
     budget_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Stop researching before a run's estimated cost would pass this (USD; fte.pricing)."""
     max_tokens: int | None = Field(default=None, gt=0)

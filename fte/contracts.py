@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fte.limits import DEFAULT_SUB_QUESTIONS as DEFAULT_SUB_QUESTIONS
 from fte.limits import MAX_SUB_QUESTIONS as MAX_SUB_QUESTIONS
 from fte.limits import MIN_SUB_QUESTIONS as MIN_SUB_QUESTIONS
 
@@ -208,7 +209,7 @@ class RunConfig(Contract):
     )
     citation_policy: CitationPolicy = "remove"
     max_sub_questions: int = Field(
-        default=MAX_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
+        default=DEFAULT_SUB_QUESTIONS, ge=MIN_SUB_QUESTIONS, le=MAX_SUB_QUESTIONS
     )
     sources_per_question: int = Field(default=4, ge=1, le=10)
     sources: list[SourceKind] = Field(default_factory=local_only, min_length=1)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-# How many sub-questions a plan has, whoever writes it (planner, reviewer edit, settings).
+# How many sub-questions a plan has, whoever writes it (planner, reviewer edit, settings):
+# at most `--max-sub-questions` (default 8, up to 16: each is a source finder in parallel).
 MIN_SUB_QUESTIONS = 3
-MAX_SUB_QUESTIONS = 8
+DEFAULT_SUB_QUESTIONS = 8
+MAX_SUB_QUESTIONS = 16
 
 # What a schedule does when a fire comes while its previous run still runs.
 Overlap = Literal["skip", "buffer-one", "cancel-previous"]

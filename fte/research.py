@@ -157,6 +157,7 @@ def build_config(
         citation_policy=settings.citation_policy,
         sources=validate_sources(settings.sources),
         depth=settings.depth,
+        max_sub_questions=settings.max_sub_questions,
         budget=run_budget(settings, choice.models),
     )
 

@@ -1,7 +1,7 @@
 """Answering a run: approve, reject, edit the plan, cancel — one set of rules for every front end.
 
 The CLI (`fte approve/reject/cancel`) and the web console (`fte ui`) both go through these
-functions, so a decision is validated the same way (an edited plan needs 3-8 sub-questions
+functions, so a decision is validated the same way (an edited plan needs 3-16 sub-questions
 of bounded length), raises the same engine events, fails with the same typed errors (and so
 the same exit codes and messages), and tells the person the same thing afterwards.
 """

@@ -31,7 +31,16 @@ from fte.agents import (
 from fte.agents import source_finder as finder
 from fte.agents.agent import quote_input
 from fte.agents.prompting import FIELD, load_prompt, render
-from fte.contracts import AgentReply, CheckedClaim, Claim, QuotedSource, SubQuestion, TokenUsage
+from fte.contracts import (
+    MAX_SUB_QUESTIONS,
+    MIN_SUB_QUESTIONS,
+    AgentReply,
+    CheckedClaim,
+    Claim,
+    QuotedSource,
+    SubQuestion,
+    TokenUsage,
+)
 from fte.errors import LLMOutputError, LLMPermanentError, LLMRequestError, PromptError
 from fte.llm import FunctionModel, LLMClient, ModelRequest, estimate_tokens
 from tests.unit.conftest import ScriptFactory
@@ -498,7 +507,7 @@ def test_a_reply_outside_the_schema_is_repaired_once_before_the_rules(
     assert repair["messages"][2]["content"] == json.dumps(invalid)
 
 
-@pytest.mark.parametrize("cap", [2, 9])
+@pytest.mark.parametrize("cap", [MIN_SUB_QUESTIONS - 1, MAX_SUB_QUESTIONS + 1])
 def test_planner_input_rejects_a_cap_outside_the_schema(cap: int) -> None:
     # Checked where the input is made, so no request is ever sent (none is scripted).
     with pytest.raises(ValidationError, match="max_sub_questions"):

@@ -14,7 +14,13 @@ from fte.research import run_budget
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FTE_DEPTH", "FTE_BUDGET_USD", "FTE_MAX_TOKENS", "FTE_PRICES"):
+    for name in (
+        "FTE_DEPTH",
+        "FTE_BUDGET_USD",
+        "FTE_MAX_TOKENS",
+        "FTE_PRICES",
+        "FTE_MAX_SUB_QUESTIONS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -76,6 +82,8 @@ def test_the_offline_model_is_priced_at_nothing() -> None:
         ({"depth": -1}, "option depth=-1 is invalid"),
         ({"budget_usd": 0.0}, "option budget_usd=0.0 is invalid"),
         ({"max_tokens": 0}, "option max_tokens=0 is invalid"),
+        ({"max_sub_questions": 17}, "option max_sub_questions=17 is invalid"),
+        ({"max_sub_questions": 2}, "option max_sub_questions=2 is invalid"),
     ],
 )
 def test_bad_limits_are_one_line_errors(flags: dict[str, object], says: str) -> None:
@@ -86,9 +94,10 @@ def test_bad_limits_are_one_line_errors(flags: dict[str, object], says: str) -> 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["research", "q", "--depth", "2", "--max-tokens", "500", "--budget-usd", "0.5"],
+        ["research", "q", "--depth", "2", "--max-tokens", "500", "--budget-usd", "0.5",
+         "--max-sub-questions", "16"],
         ["schedule", "add", "daily", "q", "--every", "1d", "--depth", "2", "--max-tokens", "500",
-         "--budget-usd", "0.5"],
+         "--budget-usd", "0.5", "--max-sub-questions", "16"],
     ],
     ids=["research", "schedule-add"],
 )  # fmt: skip
@@ -98,3 +107,18 @@ def test_research_and_schedule_add_take_depth_and_budget_flags(argv: list[str]) 
     settings = cli._settings(cli.build_parser().parse_args(argv))
     assert (settings.depth, settings.max_tokens, settings.budget_usd) == (2, 500, 0.5)
     assert settings.origins["depth"] == "flag"
+    assert settings.max_sub_questions == 16
+
+
+def test_a_run_plans_up_to_eight_sub_questions_unless_told() -> None:
+    from fte.research import build_config, choose_model
+
+    corpus = Path("corpus")
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\n\nDurable workflows resume.\n", encoding="utf-8")
+    for flags, wanted in (({}, 8), ({"max_sub_questions": 16}, 16)):
+        settings = load_settings({"corpus": corpus, "offline": True, **flags})
+        config = build_config(
+            settings, query="q?", choice=choose_model(settings), approve_plan=False
+        )
+        assert config.max_sub_questions == wanted
