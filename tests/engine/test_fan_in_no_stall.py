@@ -6,9 +6,8 @@ deactivated the still-running parent, closing its lock under the reminders queue
 next events; they failed ("actor is closed") and were retried a second later
 (`sidecar/patches/workflow-empty-inbox-keeps-actor.patch` keeps the actor). Unpatched, this
 test failed in 3 of 4 runs (a race: not every fan-in hits it). daprd's debug log names the
-workflow of every
-such retry: none may name a workflow that was still running (a finished one's leftover
-reminders may meet its deactivated actor; that delays nothing).
+workflow of every such retry: none may name a workflow that was still running (a finished
+one's leftover reminders may meet its deactivated actor; that delays nothing).
 """
 
 from __future__ import annotations
