@@ -109,11 +109,28 @@ VARIANTS = {
             "scheduler --etcd-snapshot-count 10000 (the launcher passes 5 for warm starts)",
             flags={"scheduler": ("--etcd-snapshot-count", "10000")},
         ),
+        Variant(
+            "scheduler-workers-64",
+            "scheduler --workers 64 (2048 by default: goroutines every GC cycle scans)",
+            flags={"scheduler": ("--workers", "64")},
+        ),
+        # Not by default: the launcher's stall watch reads daprd's info-level lines.
         Variant("log-warn", "daprd, scheduler and placement at --log-level warn", log_level="warn"),
         Variant(
             "gogc-200",
             "placement, scheduler and daprd with GOGC=200 (half as many collections, more heap)",
             go_env={"GOGC": "200"},
+        ),
+        Variant(
+            "gomaxprocs-cores",
+            f"placement, scheduler and daprd at Go's default GOMAXPROCS={CORES} (the launcher: 1)",
+            go_env={"GOMAXPROCS": str(CORES)},
+        ),
+        Variant(
+            "before",
+            "both settings as before this profile: synchronous=FULL and GOMAXPROCS=cores",
+            connection_string="state.db?_pragma=synchronous(FULL)",
+            go_env={"GOMAXPROCS": str(CORES)},
         ),
         Variant(
             "sqlite-full",
@@ -559,7 +576,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="profile length, seconds")
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
+        default="baseline,before,sqlite-full,gomaxprocs-cores",
         help="comma-separated, from: " + ", ".join(VARIANTS),
     )
     parser.add_argument("--no-profile", action="store_true", help="A/B only")
@@ -606,6 +623,13 @@ def main() -> int:
             "CPU cores used under load: "
             + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
             + f"; whole machine {run.machine_cores:.2f}"
+        )
+        per_activity = {k: v * result.wall_s / result.activities * 1000 for k, v in cores.items()}
+        cost = sum(per_activity.values())
+        print(
+            f"CPU ms per activity: {cost:.1f} ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in per_activity.items())
+            + f"): at most {CORES * 1000 / cost:.0f} activities/s with all {CORES} cores ours"
         )
         tops: dict[str, Top] = {}
         if profiles.python:

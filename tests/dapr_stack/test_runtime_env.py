@@ -44,3 +44,19 @@ def test_dapr_processes_do_not_inherit_llm_keys_or_other_secrets(
             assert not any(value in environ.values() for value in LEAKY.values()), role
             assert environ.get("TZ") == "UTC", role
             assert "PATH" in environ, role
+
+
+def test_go_processes_run_on_one_thread_unless_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GOMAXPROCS=1 by default (benchmarks/profile_throughput.py: less CPU per activity); an
+    exported GOMAXPROCS is the user's choice and wins."""
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    for exported, expected in ((None, "1"), ("2", "2")):
+        if exported is not None:
+            monkeypatch.setenv("GOMAXPROCS", exported)
+        data_dir = tmp_path / f"data-{expected}"
+        with EmbeddedStack(data_dir=data_dir, binaries=find_binaries()):
+            pids = json.loads((data_dir / STACK_RECORD).read_text())["pids"]
+            for role, pid in pids.items():
+                assert _environ(pid).get("GOMAXPROCS") == expected, role
