@@ -831,12 +831,14 @@ class EmbeddedStack:
                 offset=log_file.tell(),
             )
         env = runtime_environment()
-        # One thread runs Go code per runtime process unless the environment says otherwise:
-        # the three Go processes and the worker share the machine's cores, and with Go's
-        # default (GOMAXPROCS = cores) they spent 19.0 CPU ms per workflow activity under 50
+        # One thread runs Go code in daprd and the scheduler unless the environment says
+        # otherwise: they share the machine's cores with the worker, and with Go's default
+        # (GOMAXPROCS = cores) the stack spent 19.0 CPU ms per workflow activity under 50
         # runs at once against 15.3 with 1, for 1.16x the activities/s, alternating in one
-        # run of benchmarks/profile_throughput.py (stack start unchanged).
-        env.setdefault("GOMAXPROCS", "1")
+        # run of benchmarks/profile_throughput.py (stack start unchanged). Not placement:
+        # it idles, and with 1 the first workflow after a start waited 2 s more often.
+        if role != "placement":
+            env.setdefault("GOMAXPROCS", "1")
         if role == "daprd":
             # The directory's tokens (when required), never a DAPR_API_TOKEN the user
             # exported for another sidecar: every client of this stack reads the same file.

@@ -46,17 +46,18 @@ def test_dapr_processes_do_not_inherit_llm_keys_or_other_secrets(
             assert "PATH" in environ, role
 
 
-def test_go_processes_run_on_one_thread_unless_the_environment_says(
+def test_daprd_and_scheduler_run_on_one_thread_unless_the_environment_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GOMAXPROCS=1 by default (benchmarks/profile_throughput.py: less CPU per activity); an
-    exported GOMAXPROCS is the user's choice and wins."""
+    """GOMAXPROCS=1 for daprd and the scheduler by default (benchmarks/profile_throughput.py:
+    less CPU per activity), Go's default for placement; an exported GOMAXPROCS wins."""
     monkeypatch.delenv("GOMAXPROCS", raising=False)
-    for exported, expected in ((None, "1"), ("2", "2")):
+    for exported in (None, "2"):
         if exported is not None:
             monkeypatch.setenv("GOMAXPROCS", exported)
-        data_dir = tmp_path / f"data-{expected}"
+        data_dir = tmp_path / f"data-{exported}"
         with EmbeddedStack(data_dir=data_dir, binaries=find_binaries()):
             pids = json.loads((data_dir / STACK_RECORD).read_text())["pids"]
             for role, pid in pids.items():
-                assert _environ(pid).get("GOMAXPROCS") == expected, role
+                default = None if role == "placement" else "1"
+                assert _environ(pid).get("GOMAXPROCS") == (exported or default), role
