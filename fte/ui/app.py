@@ -30,6 +30,7 @@ from fte import run_control
 from fte.client import ResearchClient
 from fte.errors import FteError, RuntimeSetupError, UsageError
 from fte.html_report import render_html
+from fte.limits import MAX_SUB_QUESTIONS, MIN_SUB_QUESTIONS
 from fte.research import validate_run_ref
 from fte.schedule.client import ScheduleClient, validate_name
 from fte.ui import views
@@ -94,6 +95,8 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
         loader=FileSystemLoader(_HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    # The plan editor states the bounds the edit is checked against.
+    env.globals.update(min_sub_questions=MIN_SUB_QUESTIONS, max_sub_questions=MAX_SUB_QUESTIONS)
     templates = Jinja2Templates(env=env)
     flash = _Flash()
     csrf = csrf_token(config.token)

@@ -95,7 +95,7 @@ def test_edited_plan_is_validated_like_the_cli(page: Page, console: Console) -> 
     page.click("#approve-edited")
     # The CLI's message for the same input, and the run still waits.
     expect(page.locator(".flash.error")).to_contain_text(
-        "an edited plan needs 3 to 8 non-empty sub-questions, got 1"
+        "an edited plan needs 3 to 16 non-empty sub-questions, got 1"
     )
     waiting = console.client.snapshot(task_id).progress
     assert waiting is not None and waiting.stage == "awaiting_approval"

@@ -690,7 +690,7 @@ def test_bad_input_is_one_line_with_exit_code(
         pytest.param(
             ["approve", "main-run", "--sub-question", "a?", "--sub-question", "b?"],
             2,
-            "3 to 8 non-empty sub-questions",
+            "3 to 16 non-empty sub-questions",
             id="edited-plan-too-short",
         ),  # fmt: skip
         pytest.param(
