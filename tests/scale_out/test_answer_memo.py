@@ -9,13 +9,13 @@ sidecar's state store, with the model served over HTTP and counted.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import dapr.ext.workflow as wf
 import httpx
 import pytest
 import respx
+from dapr.ext.workflow._durabletask.task import ActivityContext
 from pydantic import SecretStr
 
 from fte import activities
@@ -30,10 +30,10 @@ from tests.support.scripted_llm import PLANNER, ScriptedLLM
 pytestmark = pytest.mark.engine
 
 
-def _ctx(workflow_id: str, task_number: int) -> wf.WorkflowActivityContext:
-    return cast(
-        wf.WorkflowActivityContext, SimpleNamespace(workflow_id=workflow_id, task_id=task_number)
-    )
+def _ctx(workflow_id: str, task_number: int, execution: str = "") -> wf.WorkflowActivityContext:
+    """What the SDK hands an activity: `execution` is the engine's ID for one scheduling of
+    it (the same on a redelivery; a sidecar that sends none leaves it empty)."""
+    return wf.WorkflowActivityContext(ActivityContext(workflow_id, task_number, execution))
 
 
 def test_a_redelivered_agent_activity_reuses_the_answer(
@@ -59,14 +59,22 @@ def test_a_redelivered_agent_activity_reuses_the_answer(
         research_worker(dapr_stack, llm_config=config, http_client=http),
     ):
         router.post(OPENAI_URL).mock(side_effect=llm)
-        first = run(_ctx(instance_id, 1), raw)
-        again = run(_ctx(instance_id, 1), raw)  # the same scheduled activity, redelivered
+        first = run(_ctx(instance_id, 1, "exec-a"), raw)
+        again = run(_ctx(instance_id, 1, "exec-a"), raw)  # the same scheduling, redelivered
         assert llm.calls[PLANNER] == 1
         assert again == first and first["usage"]["calls"] == 1
 
-        # Another scheduled activity (another task number, or another input) asks anew.
-        run(_ctx(instance_id, 2), raw)
+        # Another scheduling (a run started again under a purged run's ID has the same task
+        # numbers, not the same execution IDs), or another input, asks anew.
+        run(_ctx(instance_id, 1, "exec-b"), raw)
         assert llm.calls[PLANNER] == 2
         other = {**raw, "inputs": {**raw["inputs"], "max_sub_questions": 3}}
-        run(_ctx(instance_id, 1), other)
+        run(_ctx(instance_id, 1, "exec-a"), other)
         assert llm.calls[PLANNER] == 3
+
+        # A sidecar that sends no execution ID: the task number tells schedulings apart.
+        run(_ctx(instance_id, 5), raw)
+        run(_ctx(instance_id, 5), raw)
+        assert llm.calls[PLANNER] == 4
+        run(_ctx(instance_id, 6), raw)
+        assert llm.calls[PLANNER] == 5
