@@ -213,12 +213,11 @@ def _ask_model(
     )
     run = agent.run(model, task.model, agent.input_model.model_validate(task.inputs))
     result = run.result.model_dump(mode="json")
-    if task.artifact is not None:
-        d.store.put(task.task_id, task.artifact, result)
     # What no workflow reads of a result stays out of every history: only in its artifact.
     shown = {"full": result, "brief": agent.brief_of(result), "usage": {}}[task.reply]
     reply = AgentReply(result=shown, usage=run.usage).model_dump(mode="json")
-    d.store.remember_answer(memo, reply)
+    stored = None if task.artifact is None else (task.task_id, task.artifact, result)
+    d.store.remember_answer(memo, reply, with_artifact=stored)
     return reply
 
 

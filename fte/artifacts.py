@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from dapr.clients import DaprClient
+from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import Concurrency, StateOptions
 
 from fte.layout import RUN_INDEX_KEY
@@ -172,13 +173,22 @@ class ArtifactStore:
         metadata = {"ttlInSeconds": str(ttl_s)} if ttl_s is not None else None
         self._client.save_state(STORE_NAME, key, json.dumps(document), state_metadata=metadata)
 
-    def remember_answer(self, key: str, reply: dict[str, Any]) -> None:
-        self._client.save_state(
-            STORE_NAME,
-            key,
-            json.dumps(reply),
-            state_metadata={"ttlInSeconds": str(ANSWER_TTL_S)},
+    def remember_answer(
+        self, key: str, reply: dict[str, Any], *, with_artifact: tuple[str, str, Any] | None = None
+    ) -> None:
+        """Keep a model answer (for `ANSWER_TTL_S`); `with_artifact` = (task ID, name,
+        document) is stored in the same transaction, so an answer is never remembered
+        without the artifact it produced, and one round trip is saved."""
+        data, ttl = json.dumps(reply), {"ttlInSeconds": str(ANSWER_TTL_S)}
+        if with_artifact is None:
+            self._client.save_state(STORE_NAME, key, data, state_metadata=ttl)
+            return
+        task_id, name, document = with_artifact
+        artifact = TransactionalStateOperation(
+            key=artifact_key(task_id, name), data=json.dumps(document)
         )
+        answer = TransactionalStateOperation(key=key, data=data, metadata=ttl)
+        self._client.execute_state_transaction(STORE_NAME, operations=[artifact, answer])
 
     def update_index(
         self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY

@@ -105,6 +105,15 @@ def test_a_runs_history_holds_keys_and_summaries_not_passages(
     assert fact_checks is not None
     assert [c for c in fact_checks["checked"] if c["evidence"]]
     assert not [h[:80] for h in history if b'"evidence": "' in h and b'"evidence": ""' not in h]
+    # Each model answer is kept an hour, written with its agent's artifact (which stays).
+    with sqlite3.connect(embedded_stack.data_dir / "state.db") as db:
+        kept = db.execute(
+            "SELECT key, (julianday(expiration_time) - julianday(update_time)) * 24 FROM state "
+            "WHERE key LIKE ? OR key LIKE ?",
+            (f"%answer:{task_id}%", f"%artifact:{task_id}:notes"),
+        ).fetchall()
+    hours = {key.rsplit("||", 1)[-1].split(":")[0]: ttl for key, ttl in kept}
+    assert hours["artifact"] is None and hours["answer"] == pytest.approx(1, abs=0.01)
     print(f"{stored} bytes of workflow state for one run")
     assert stored < MAX_HISTORY_BYTES, f"{stored} bytes of workflow state for one run"
     # The lean source finders' search results are deleted once judged.
