@@ -101,7 +101,7 @@ VARIANTS = {
         Variant(
             "sqlite-normal",
             "state store PRAGMA synchronous=NORMAL (WAL: durable across process crashes, "
-            "the last commits may be lost on power loss)",
+            "the last commits may be lost on power loss; not adopted, see statestore.yaml)",
             connection_string="state.db?_pragma=synchronous(NORMAL)",
         ),
         Variant(
@@ -124,12 +124,6 @@ VARIANTS = {
         Variant(
             "gomaxprocs-cores",
             f"placement, scheduler and daprd at Go's default GOMAXPROCS={CORES} (the launcher: 1)",
-            go_env={"GOMAXPROCS": str(CORES)},
-        ),
-        Variant(
-            "before",
-            "both settings as before this profile: synchronous=FULL and GOMAXPROCS=cores",
-            connection_string="state.db?_pragma=synchronous(FULL)",
             go_env={"GOMAXPROCS": str(CORES)},
         ),
         Variant(
@@ -576,7 +570,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="profile length, seconds")
     parser.add_argument(
         "--variants",
-        default="baseline,before,sqlite-full,gomaxprocs-cores",
+        default="baseline,sqlite-normal,gomaxprocs-cores",
         help="comma-separated, from: " + ", ".join(VARIANTS),
     )
     parser.add_argument("--no-profile", action="store_true", help="A/B only")
