@@ -833,10 +833,10 @@ class EmbeddedStack:
         env = runtime_environment()
         # One thread runs Go code in daprd and the scheduler unless the environment says
         # otherwise: they share the machine's cores with the worker, and with Go's default
-        # (GOMAXPROCS = cores) the stack spent 19.0 CPU ms per workflow activity under 50
-        # runs at once against 15.3 with 1, for 1.16x the activities/s, alternating in one
-        # run of benchmarks/profile_throughput.py (stack start unchanged). Not placement:
-        # it idles, and with 1 the first workflow after a start waited 2 s more often.
+        # (GOMAXPROCS = cores) the stack spent 12-16% more CPU per workflow activity under
+        # 50 runs at once on a busy machine (4% on a quieter one), alternating in one run
+        # of benchmarks/profile_throughput.py (stack start unchanged). Not placement: it
+        # idles, and with 1 the first workflow after a start waited 2 s more often.
         if role != "placement":
             env.setdefault("GOMAXPROCS", "1")
         if role == "daprd":
