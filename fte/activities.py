@@ -463,7 +463,10 @@ def notify(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> None:
 
 def delete_artifacts(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> list[str]:
     inp = DeleteInput.model_validate(raw)
-    deleted = deps().store.delete(inp.task_id, inp.names)
+    store = deps().store
+    # Before deleting: an activity of this run still running writes nothing that stays.
+    store.mark_compensated(inp.task_id)
+    deleted = store.delete(inp.task_id, inp.names)
     log.info("compensation: artifacts deleted", task_id=inp.task_id, count=len(deleted))
     return deleted
 

@@ -98,8 +98,7 @@ def rounds_artifact_names(rounds: Iterable[Mapping[str, Any]]) -> list[str]:
 # its input: a redelivered activity returns it instead of asking the model again
 # (fte.activities.agent_activity). It expires by itself, so no compensation or purge needs to
 # know about it: an hour outlasts any redelivery after a failover (seconds to minutes), and
-# only a run purged and started again under the same ID with the same input within the hour
-# would be answered from it.
+# a run started again under a purged run's ID schedules its activities anew (new keys).
 ANSWER_PREFIX = "answer"
 ANSWER_TTL_S = 3600
 
@@ -114,6 +113,18 @@ def answer_key(workflow_id: str, execution: str, inputs: Any) -> str:
 
 def artifact_key(task_id: str, name: str) -> str:
     return f"{KEY_PREFIX}:{task_id}:{name}"
+
+
+# Set by compensation before it deletes anything: an activity still running when its run was
+# cancelled or failed (terminating a child workflow does not stop its activity) writes its
+# artifact after compensation has deleted what was there, so every artifact write reads this
+# afterwards and takes its write back. Write-then-check against mark-then-delete leaves no
+# artifact whichever comes first. Deleted by purge.
+COMPENSATED_PREFIX = "compensated"
+
+
+def compensated_key(task_id: str) -> str:
+    return f"{COMPENSATED_PREFIX}:{task_id}"
 
 
 def notices_key(task_id: str) -> str:
@@ -157,7 +168,19 @@ class ArtifactStore:
     def put(self, task_id: str, name: str, document: Any) -> str:
         key = artifact_key(task_id, name)
         self._client.save_state(STORE_NAME, key, json.dumps(document))
+        self._unless_compensated(task_id, key)
         return key
+
+    def _unless_compensated(self, task_id: str, key: str) -> None:
+        """Take back a write that came after the run's compensation began (COMPENSATED_PREFIX)."""
+        if self._client.get_state(STORE_NAME, compensated_key(task_id)).data:
+            self._client.delete_state(STORE_NAME, key)
+
+    def mark_compensated(self, task_id: str) -> None:
+        self._client.save_state(STORE_NAME, compensated_key(task_id), "1")
+
+    def forget_compensated(self, task_id: str) -> None:
+        self._client.delete_state(STORE_NAME, compensated_key(task_id))
 
     def get(self, task_id: str, name: str) -> Any | None:
         data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
@@ -189,6 +212,7 @@ class ArtifactStore:
         )
         answer = TransactionalStateOperation(key=key, data=data, metadata=ttl)
         self._client.execute_state_transaction(STORE_NAME, operations=[artifact, answer])
+        self._unless_compensated(task_id, artifact.key)
 
     def update_index(
         self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY

@@ -164,6 +164,7 @@ class ResearchClient:
         report = self.store.get(task_id, artifacts.REPORT) or {}
         rounds = artifacts.rounds_artifact_names(report.get("rounds", []))
         self.store.delete(task_id, [*artifacts.run_artifact_names(sub_question_ids), *rounds])
+        self.store.forget_compensated(task_id)
         self.store.delete_notices(task_id)
         self.store.delete_web_refusals(task_id)
         self.store.update_index(lambda index: index["runs"].pop(task_id, None))

@@ -8,6 +8,7 @@ process and counts the requests that reach the model.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ import pytest
 import respx
 
 from fte.agents import analyst, reviewer
+from fte.artifacts import ANSWER_PREFIX
 from fte.client import ResearchClient
 from fte.contracts import ModelEndpoint, RunConfig
 from fte.dapr_stack import EmbeddedStack
 from tests.pipeline.conftest import SUB_QUESTIONS, install, stored_artifact_keys
 from tests.pipeline.test_worker_kill import WorkerProcess
+from tests.support.processes import wait_for
 from tests.support.scripted_llm import (
     ANALYST,
     FACT_CHECK,
@@ -192,9 +195,31 @@ def test_cancel_during_a_round_leaves_no_artifact_of_any_round(
 
     research.cancel(task_id, reason="enough")
     snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
-    release.set()
     assert snap.end_state == "cancelled"
     assert stored_artifact_keys(embedded_stack, task_id) == []
+
+    # The held fact check is still running (terminating its child workflow does not stop an
+    # activity): answered only now, after compensation, it writes its artifact, together
+    # with its kept answer, and must take the artifact back.
+    release.set()
+    wait_for(
+        lambda: bool(_kept_answers(embedded_stack, f"{task_id}.fact_checker.round1")),
+        "the late fact check's write",
+        RUN_TIMEOUT_S,
+    )
+    wait_for(
+        lambda: stored_artifact_keys(embedded_stack, task_id) == [],
+        "the late fact check's artifact taken back",
+        10,
+    )
+
+
+def _kept_answers(stack: EmbeddedStack, workflow_id: str) -> list[str]:
+    with sqlite3.connect(stack.data_dir / "state.db") as db:
+        rows = db.execute(
+            "SELECT key FROM state WHERE key LIKE ?", (f"%{ANSWER_PREFIX}:{workflow_id}:%",)
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def test_sigkill_during_round_two_resumes_there_without_redoing_round_one(
