@@ -18,9 +18,9 @@ from typing import Any
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack
-from fte.worker import Registry, WorkflowWorker
+from fte.worker import Registry
+from tests.support.engine import serving
 
 pytestmark = pytest.mark.engine
 
@@ -61,21 +61,9 @@ def test_async_activities_wait_without_holding_a_thread(
         registry.workflow("async_fan_out", fan_out)
         registry.activity("meet", rendezvous.meet)
 
-    endpoint = private_stack.endpoint
-    assert endpoint is not None
-    client = workflow_client(endpoint)
-    try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            threads=2,
-            api_token=endpoint.api_token,
-        ):
-            client.schedule_new_workflow("async_fan_out", input=WIDTH, instance_id=instance_id)
-            state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=90)
-    finally:
-        client.close()
+    with serving(private_stack, register, threads=2) as client:
+        client.schedule_new_workflow("async_fan_out", input=WIDTH, instance_id=instance_id)
+        state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=90)
 
     assert state is not None
     assert state.runtime_status == wf.WorkflowStatus.COMPLETED, state.failure_details

@@ -24,9 +24,9 @@ import dapr.ext.workflow as wf
 import pytest
 
 from fte.dapr_build import find_binaries
-from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack
-from fte.worker import Registry, WorkflowWorker
+from fte.worker import Registry
+from tests.support.engine import serving
 
 pytestmark = pytest.mark.engine
 
@@ -106,26 +106,15 @@ def test_children_finishing_together_reach_the_parent_without_a_retry(
         registry.workflow("fan_in_child", child)
         registry.activity("meet", barrier.meet)
 
-    endpoint = debug_stack.endpoint
-    assert endpoint is not None
-    client = workflow_client(endpoint)
-    try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-        ):
-            for attempt in range(5):
-                run = f"{instance_id}-{attempt}"
-                barrier.reset(WIDTH)
-                client.schedule_new_workflow("fan_in_parent", input=WIDTH, instance_id=run)
-                state = client.wait_for_workflow_completion(run, timeout_in_seconds=90)
-                assert state is not None
-                assert state.runtime_status == wf.WorkflowStatus.COMPLETED, state.failure_details
-                assert json.loads(state.serialized_output) == list(range(WIDTH))
-    finally:
-        client.close()
+    with serving(debug_stack, register) as client:
+        for attempt in range(5):
+            run = f"{instance_id}-{attempt}"
+            barrier.reset(WIDTH)
+            client.schedule_new_workflow("fan_in_parent", input=WIDTH, instance_id=run)
+            state = client.wait_for_workflow_completion(run, timeout_in_seconds=90)
+            assert state is not None
+            assert state.runtime_status == wf.WorkflowStatus.COMPLETED, state.failure_details
+            assert json.loads(state.serialized_output) == list(range(WIDTH))
     log = (debug_stack.data_dir / "logs" / "daprd.log").read_text()
     delayed = retries_of_running_workflows(log)
     assert not delayed, f"daprd parked events of running workflows for a second: {delayed}"

@@ -10,9 +10,9 @@ from typing import Any
 import dapr.ext.workflow as wf
 import pytest
 
-from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack
-from fte.worker import MAX_ACTIVITY_RESULT_BYTES, Registry, WorkflowWorker
+from fte.worker import MAX_ACTIVITY_RESULT_BYTES, Registry
+from tests.support.engine import serving
 
 pytestmark = pytest.mark.engine
 
@@ -49,24 +49,13 @@ def register(registry: Registry) -> None:
 def test_oversized_activity_result_fails_fast_without_retries(
     private_stack: EmbeddedStack, tmp_path: Path, size: int
 ) -> None:
-    endpoint = private_stack.endpoint
-    assert endpoint is not None
-    client = workflow_client(endpoint)
-    try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-        ):
-            client.schedule_new_workflow(
-                "probe_oversized_wf",
-                input={"count_dir": str(tmp_path), "size": size},
-                instance_id="oversized",
-            )
-            state = client.wait_for_workflow_completion("oversized", timeout_in_seconds=60)
-    finally:
-        client.close()
+    with serving(private_stack, register) as client:
+        client.schedule_new_workflow(
+            "probe_oversized_wf",
+            input={"count_dir": str(tmp_path), "size": size},
+            instance_id="oversized",
+        )
+        state = client.wait_for_workflow_completion("oversized", timeout_in_seconds=60)
     assert state is not None
     assert state.runtime_status == wf.WorkflowStatus.FAILED, state.serialized_output
     assert state.failure_details is not None
@@ -77,22 +66,11 @@ def test_oversized_activity_result_fails_fast_without_retries(
 
 
 def test_result_under_the_limit_passes(private_stack: EmbeddedStack, tmp_path: Path) -> None:
-    endpoint = private_stack.endpoint
-    assert endpoint is not None
-    client = workflow_client(endpoint)
-    try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-        ):
-            client.schedule_new_workflow(
-                "probe_oversized_wf",
-                input={"count_dir": str(tmp_path), "size": MAX_ACTIVITY_RESULT_BYTES - 1000},
-                instance_id="fits",
-            )
-            state = client.wait_for_workflow_completion("fits", timeout_in_seconds=60)
-    finally:
-        client.close()
+    with serving(private_stack, register) as client:
+        client.schedule_new_workflow(
+            "probe_oversized_wf",
+            input={"count_dir": str(tmp_path), "size": MAX_ACTIVITY_RESULT_BYTES - 1000},
+            instance_id="fits",
+        )
+        state = client.wait_for_workflow_completion("fits", timeout_in_seconds=60)
     assert state is not None and state.runtime_status == wf.WorkflowStatus.COMPLETED
