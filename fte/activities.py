@@ -467,6 +467,8 @@ def delete_artifacts(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> li
     # Before deleting: an activity of this run still running writes nothing that stays.
     store.mark_compensated(inp.task_id)
     deleted = store.delete(inp.task_id, inp.names)
+    # The refused web pages are listed for the report's appendix, and there is no report.
+    store.delete_web_refusals(inp.task_id)
     log.info("compensation: artifacts deleted", task_id=inp.task_id, count=len(deleted))
     return deleted
 

@@ -266,6 +266,7 @@ class ArtifactStore:
             document["refused"].update(refused)
 
         self.update_index(add, key=web_refusals_key(task_id))
+        self._unless_compensated(task_id, web_refusals_key(task_id))
 
     def web_refusals(self, task_id: str) -> dict[str, str]:
         data = self._client.get_state(STORE_NAME, web_refusals_key(task_id)).data

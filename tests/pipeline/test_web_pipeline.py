@@ -16,7 +16,7 @@ from fte.contracts import RunConfig
 from fte.dapr_stack import EmbeddedStack
 from fte.web import TavilySearch
 from tests.pipeline.conftest import SUB_QUESTIONS, install
-from tests.support.scripted_llm import ScriptedLLM
+from tests.support.scripted_llm import ANALYST, ScriptedLLM
 
 pytestmark = pytest.mark.engine
 
@@ -33,18 +33,15 @@ PAGES = {
 }
 
 
-def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
-    research: ResearchClient,
-    mock_llm: respx.MockRouter,
-    embedded_stack: EmbeddedStack,
-    monkeypatch: pytest.MonkeyPatch,
-    corpus: Path,
-) -> None:
+def _the_web(
+    mock_llm: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], dict[str, respx.Route]]:
+    """Tavily answering every search with the pages (on one public address) and the cloud
+    metadata address; returns each page's host and route."""
     monkeypatch.setenv("TAVILY_API_KEY", "tvly-test-key-0123456789")
     for name in ("BRAVE_API_KEY", "FTE_SEARXNG_URL", "FTE_WEB_SEARCH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(web, "system_resolver", lambda host, port: [PUBLIC_IP])
-    install(mock_llm, ScriptedLLM(SUB_QUESTIONS))
     hosts = {name: f"{name}-{uuid.uuid4().hex[:6]}.example" for name in PAGES}
     mock_llm.post(TavilySearch.URL).respond(
         200,
@@ -62,12 +59,28 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
         )
         for name, text in PAGES.items()
     }
-    config = RunConfig(
+    return hosts, pages
+
+
+def _config(corpus: Path) -> RunConfig:
+    return RunConfig(
         query="How do durable workflows stay reliable?",
         corpus_dir=str(corpus),
         sources=["web"],
         depth=0,
     )
+
+
+def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
+    research: ResearchClient,
+    mock_llm: respx.MockRouter,
+    embedded_stack: EmbeddedStack,
+    monkeypatch: pytest.MonkeyPatch,
+    corpus: Path,
+) -> None:
+    install(mock_llm, ScriptedLLM(SUB_QUESTIONS))
+    hosts, pages = _the_web(mock_llm, monkeypatch)
+    config = _config(corpus)
     task_id = f"t-{uuid.uuid4().hex[:10]}"
     research.start(config, task_id)
     snap = research.wait(task_id, timeout_s=120)
@@ -100,3 +113,26 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
         "`http://169.254.169.254/latest/meta-data/` — 169.254.169.254 is a link-local"
         in (report["markdown"])
     )
+
+
+def test_a_cancelled_web_run_leaves_no_list_of_refused_pages(
+    research: ResearchClient,
+    mock_llm: respx.MockRouter,
+    embedded_stack: EmbeddedStack,
+    monkeypatch: pytest.MonkeyPatch,
+    corpus: Path,
+) -> None:
+    llm = install(mock_llm, ScriptedLLM(SUB_QUESTIONS))
+    release = llm.hold(ANALYST)
+    _the_web(mock_llm, monkeypatch)
+    task_id = research.start(_config(corpus), f"t-{uuid.uuid4().hex[:10]}")
+    try:
+        assert llm.arrived[ANALYST].wait(timeout=120)
+        # The searches refused the metadata address, and said so for the report.
+        assert research.store.web_refusals(task_id)
+        research.cancel(task_id, reason="enough")
+        assert research.wait(task_id, timeout_s=120).end_state == "cancelled"
+    finally:
+        release.set()
+    # Compensation deletes the list with the artifacts: there will be no report for it.
+    assert research.store.web_refusals(task_id) == {}
