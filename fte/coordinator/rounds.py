@@ -24,7 +24,7 @@ import dapr.ext.workflow as wf
 from pydantic import BaseModel
 
 from fte import artifacts, names
-from fte.agents import analyst, fact_checker, planner, reviewer, source_finder
+from fte.agents import analyst, fact_checker, planner, reviewer
 from fte.agents.agent import Agent, ResT
 from fte.contracts import (
     CheckedClaim,
@@ -34,7 +34,6 @@ from fte.contracts import (
     RoundReport,
     Source,
     SourceFinderInput,
-    SourceFinderResult,
 )
 from fte.coordinator import budget, stages
 from fte.coordinator.approval import approval_gate
@@ -295,13 +294,6 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     run.progress.state.sources_found = len(research.sources)
     run.progress.publish()
     return new
-
-
-def more_sources(known: list[Source], results: list[SourceFinderResult]) -> list[Source]:
-    """The passages not yet among `known`, numbered on from `known`'s last source ID."""
-    return source_finder.number_new(
-        results, known_passage_ids={s.passage_id for s in known}, numbered_from=len(known)
-    )
 
 
 def analyse_and_check(

@@ -49,7 +49,13 @@ def agent_task(
     model: str,
     inputs: BaseModel,
     artifact: str | None = None,
+    sources_from: list[str] | None = None,
+    claims_from: list[str] | None = None,
+    from_store: bool = False,
+    reply: ReplyShape = "full",
 ) -> AgentTask:
+    """The last four: where the activity reads what the coordinator left in the state store,
+    and what its reply carries (see `AgentTask`)."""
     return AgentTask(
         task_id=task_id,
         agent=agent.name,
@@ -57,6 +63,10 @@ def agent_task(
         endpoint=endpoint,
         inputs=inputs.model_dump(mode="json"),
         artifact=artifact,
+        sources_from=sources_from,
+        claims_from=claims_from,
+        from_store=from_store,
+        reply=reply,
     )
 
 
@@ -170,14 +180,13 @@ class Run:
             model=model,
             inputs=inputs,
             artifact=artifact,
-        )
-        if sources_from is not None:
             # Only the sources' IDs travel (and are stored in history); the activity reads
             # their text from these artifacts.
-            task.sources_from = sources_from
-        task.claims_from = claims_from
-        task.from_store = from_store
-        task.reply = reply
+            sources_from=sources_from,
+            claims_from=claims_from,
+            from_store=from_store,
+            reply=reply,
+        )
         return self.child(names.specialist_workflow(agent.name), role or agent.name, task)
 
     def wait(self, task: Any) -> Flow:

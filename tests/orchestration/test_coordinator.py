@@ -107,7 +107,7 @@ def reply(result: BaseModel) -> dict[str, Any]:
     return AgentReply(result=result.model_dump(mode="json"), usage=USAGE).model_dump(mode="json")
 
 
-class Stored:
+class ScriptedArtifacts:
     """What this test's scripted activities wrote, by artifact name.
 
     The harness plays the engine and the responders play the activities; the real
@@ -124,7 +124,7 @@ class Stored:
         return self.documents.get(name)
 
 
-STORED = Stored()
+STORED = ScriptedArtifacts()
 
 
 def as_the_activity_runs(answer: Responder) -> Responder:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fte import artifacts, names, stored_inputs
-from fte.agents import analyst, fact_checker, reviewer
+from fte.agents import analyst, fact_checker, reviewer, source_finder
 from fte.contracts import (
     OFFLINE_MODEL,
     AgentTask,
@@ -29,7 +29,6 @@ from fte.contracts import (
     TokenUsage,
 )
 from fte.coordinator import LATEST, VERSIONS, budget, research_workflow, research_workflow_v2
-from fte.coordinator.rounds import more_sources
 from fte.wiring import register
 from fte.worker import Registry
 from tests.orchestration.test_coordinator import (
@@ -295,7 +294,7 @@ def test_a_round_that_finds_nothing_new_adds_no_claim() -> None:
     assert outcome(h).status == "completed"
 
 
-def test_more_sources_numbers_on_and_skips_known_passages() -> None:
+def test_a_rounds_sources_are_numbered_on_and_skip_known_passages() -> None:
     first_pass = {"task_id": TASK, "found": [f"sources.q{i}" for i in (1, 2, 3)], "name": "s"}
     known = Gathered.model_validate(gather_from(FOUND)(first_pass)).sources
     results = [
@@ -307,7 +306,9 @@ def test_more_sources_numbers_on_and_skips_known_passages() -> None:
         )
         for gap in ("g1.1", "g1.2")
     ]
-    new = more_sources(known, results)
+    new = source_finder.number_new(
+        results, known_passage_ids={s.passage_id for s in known}, numbered_from=len(known)
+    )
     assert [(s.id, s.passage_id, s.sub_question_id) for s in new] == [
         ("S6", "undo-2", "g1.1"),
         ("S7", "drift-1", "g1.2"),

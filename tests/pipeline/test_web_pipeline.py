@@ -118,7 +118,6 @@ def test_a_run_with_web_sources_cites_fetched_pages_and_caches_them(
 def test_a_cancelled_web_run_leaves_no_list_of_refused_pages(
     research: ResearchClient,
     mock_llm: respx.MockRouter,
-    embedded_stack: EmbeddedStack,
     monkeypatch: pytest.MonkeyPatch,
     corpus: Path,
 ) -> None:
