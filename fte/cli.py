@@ -427,8 +427,6 @@ def _finish(client: ResearchClient, snap: Snapshot, args: argparse.Namespace) ->
 
 
 def _cmd_research(args: argparse.Namespace) -> int:
-    from fte.client import ResearchClient
-    from fte.dapr_stack import dapr_runtime
     from fte.research import (
         build_config,
         choose_model,
@@ -436,7 +434,6 @@ def _cmd_research(args: argparse.Namespace) -> int:
         validate_out_dir,
         validate_task_id,
     )
-    from fte.wiring import research_worker
 
     settings = args.settings
     choice = choose_model(settings)
@@ -451,10 +448,13 @@ def _cmd_research(args: argparse.Namespace) -> int:
             "OFFLINE MODEL: no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); using the "
             "built-in extractive model. Reports say so in their header."
         )
+    from fte.dapr_stack import BackgroundRuntime, dapr_runtime
+
     if args.detach:
+        from fte.client import ResearchClient
+
         _ensure_background_worker(settings.data_dir, offline=choice.offline)
-    with dapr_runtime(settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
-        if args.detach:
+        with dapr_runtime(settings.data_dir) as endpoint, ResearchClient(endpoint) as client:
             client.start(config, task_id)
             print(task_id)
             _say(
@@ -462,12 +462,25 @@ def _cmd_research(args: argparse.Namespace) -> int:
                 "(or another fte command) serves it."
             )
             return EXIT_OK
-        with research_worker(
-            endpoint,
-            llm_config=choice.config,
-            http_client=choice.http_client,
-            offline=choice.offline,
-        ) as worker:
+    # The sidecar starts while the pipeline and the model client are imported (~0.1 s less).
+    with BackgroundRuntime(settings.data_dir) as runtime:
+        from fte.client import ResearchClient
+        from fte.wiring import research_worker
+
+        if not choice.offline:
+            from fte.llm import prepare_client_library
+
+            prepare_client_library()
+        endpoint = runtime.endpoint()
+        with (
+            ResearchClient(endpoint) as client,
+            research_worker(
+                endpoint,
+                llm_config=choice.config,
+                http_client=choice.http_client,
+                offline=choice.offline,
+            ) as worker,
+        ):
             client.start(config, task_id)
             _say(f"Task {task_id} started ({endpoint.description})")
             code = _follow_and_finish(client, task_id, args)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import structlog
-from pypdf import PdfReader
 from selectolax.lexbor import LexborHTMLParser
 
 from fte import corpus_index
@@ -308,6 +307,10 @@ def _html_sections(text: str) -> tuple[str | None, str, list[Section]]:
 
 def _pdf_sections(data: bytes) -> tuple[str | None, list[Section]]:
     """One section per page of a PDF (pypdf), so each passage knows its page."""
+    # Imported on the first PDF: pypdf takes ~50 ms to import, paid by every command that
+    # validates or searches a corpus, and most corpora have no PDF.
+    from pypdf import PdfReader
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
