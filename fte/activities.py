@@ -308,8 +308,7 @@ def gather_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict
     inp = GatherInput.model_validate(raw)
     store = deps().store
     results = []
-    for name in inp.found:
-        document = store.get(inp.task_id, name)
+    for name, document in zip(inp.found, store.get_many(inp.task_id, inp.found), strict=True):
         if document is None:
             raise NonRetryableError(f"the source finder's result {name!r} is not stored")
         results.append(SourceFinderResult.model_validate(document))

@@ -29,6 +29,8 @@ INDEX_KEY = RUN_INDEX_KEY
 # Schedules, likewise (name -> instance ID, spec summary, created-at).
 SCHEDULES_KEY = "schedules:index"
 _INDEX_WRITE_ATTEMPTS = 10
+# Keys the sidecar reads at once for one bulk read, when its store has no bulk read of its own.
+_BULK_READ_PARALLELISM = 16
 # The notices a run sent (`notices:<task>`), kept for the web console to show; not an
 # artifact of a stage, so compensation leaves them (they tell what happened) and purge
 # deletes them. At-least-once like the notices themselves, capped at the newest few.
@@ -159,6 +161,10 @@ def run_artifact_names(sub_question_ids: Sequence[str]) -> list[str]:
     return [*stages, *(candidates_for(q) for q in sub_question_ids)]
 
 
+class StateReadError(Exception):
+    """The state store failed to read a key of a bulk read (retried by the activity's policy)."""
+
+
 class ArtifactStore:
     """JSON documents in the Dapr state store, through the sidecar's state API."""
 
@@ -185,6 +191,22 @@ class ArtifactStore:
     def get(self, task_id: str, name: str) -> Any | None:
         data = self._client.get_state(STORE_NAME, artifact_key(task_id, name)).data
         return json.loads(data) if data else None
+
+    def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]:
+        """Several of a run's artifacts in the order named, in one round trip to the sidecar
+        (an agent reads one sources artifact per sub-question before it can ask its model)."""
+        if not names:
+            return []
+        keys = [artifact_key(task_id, name) for name in names]
+        response = self._client.get_bulk_state(
+            STORE_NAME, keys, parallelism=min(len(keys), _BULK_READ_PARALLELISM)
+        )
+        found = {}
+        for item in response.items:
+            if item.error:
+                raise StateReadError(f"reading {item.key} from the state store: {item.error}")
+            found[item.key] = json.loads(item.data) if item.data else None
+        return [found.get(key) for key in keys]
 
     def get_document(self, key: str) -> Any | None:
         """A JSON document stored under `key` that belongs to no run (the web page cache)."""

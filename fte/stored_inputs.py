@@ -19,7 +19,7 @@ find it either.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from fte.agents import analyst, fact_checker, writer
@@ -34,16 +34,14 @@ class MissingArtifact(FteError):
 class ArtifactReader(Protocol):
     """What is read here of `fte.artifacts.ArtifactStore`."""
 
-    def get(self, task_id: str, name: str) -> Any | None: ...
+    def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]: ...
 
 
 def _documents(store: ArtifactReader, task_id: str, names: list[str], what: str) -> list[Any]:
-    documents = []
-    for name in names:
-        document = store.get(task_id, name)
+    documents = store.get_many(task_id, names)  # one round trip, not one per sub-question
+    for name, document in zip(names, documents, strict=True):
         if document is None:
             raise MissingArtifact(f"the run's {what} {name!r} are not stored")
-        documents.append(document)
     return documents
 
 

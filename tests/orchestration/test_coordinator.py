@@ -10,7 +10,7 @@ into the contract it expects, so a coordinator that sends a malformed input fail
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -120,8 +120,8 @@ class ScriptedArtifacts:
     def __init__(self) -> None:
         self.documents: dict[str, Any] = {}
 
-    def get(self, task_id: str, name: str) -> Any | None:
-        return self.documents.get(name)
+    def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]:
+        return [self.documents.get(name) for name in names]
 
 
 STORED = ScriptedArtifacts()
@@ -293,7 +293,8 @@ def finalize(raw: Any) -> Any:
     if inp.checked_from is not None:
         checked = stored_inputs.stored_checks(STORED, inp.task_id, inp.checked_from)
     if inp.draft_from is not None:
-        writer.WriterOutput.model_validate(STORED.get(inp.task_id, inp.draft_from))
+        (draft,) = STORED.get_many(inp.task_id, [inp.draft_from])
+        writer.WriterOutput.model_validate(draft)
     integrity = CitationIntegrity(policy=inp.policy, citations_checked=len(checked))
     report_key = artifacts.artifact_key(inp.task_id, artifacts.REPORT)
     return FinalizeResult(report_key=report_key, integrity=integrity).model_dump(mode="json")

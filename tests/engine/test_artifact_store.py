@@ -1,0 +1,48 @@
+"""ArtifactStore against the real sidecar's state API (SQLite state store)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fte import stored_inputs
+from fte.artifacts import ArtifactStore
+from fte.dapr_clients import close_dapr_client, dapr_client
+from fte.dapr_stack import RuntimeEndpoint
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def store(dapr_stack: RuntimeEndpoint) -> Iterator[ArtifactStore]:
+    client = dapr_client(dapr_stack)
+    try:
+        yield ArtifactStore(client)
+    finally:
+        close_dapr_client(client)
+
+
+def test_bulk_read_keeps_the_order_named_and_marks_what_is_missing(
+    store: ArtifactStore, instance_id: str
+) -> None:
+    names = [f"sources.q{i}" for i in range(1, 12)]
+    for i, name in enumerate(names):
+        store.put(instance_id, name, {"n": i, "text": "é" * i})
+    asked = [names[7], "sources.absent", names[0], *names[1:7], names[10]]
+    documents = store.get_many(instance_id, asked)
+    assert documents[1] is None
+    present = [d for d in documents if d is not None]
+    assert [d["n"] for d in present] == [7, 0, 1, 2, 3, 4, 5, 6, 10]
+    assert present[-1]["text"] == "é" * 10
+    assert store.get_many(instance_id, []) == []
+    # Another run's artifacts of the same names are not this run's.
+    assert store.get_many(f"{instance_id}-other", [names[0]]) == [None]
+
+
+def test_an_agent_input_naming_a_missing_artifact_says_which(
+    store: ArtifactStore, instance_id: str
+) -> None:
+    store.put(instance_id, "sources.q1", {"sources": []})
+    with pytest.raises(stored_inputs.MissingArtifact, match="'sources.q2'"):
+        stored_inputs.stored_sources(store, instance_id, ["sources.q1", "sources.q2"])
