@@ -206,8 +206,17 @@ def _ask_model(
     ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask, memo: str
 ) -> dict[str, Any]:
     """Run `agent` on the model once, store its result if asked, and remember the answer."""
-    d = deps()
-    model = d.models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
+    reply, result = _model_reply(ctx, agent, task)
+    stored = None if task.artifact is None else (task.task_id, task.artifact, result)
+    deps().store.remember_answer(memo, reply, with_artifact=stored)
+    return reply
+
+
+def _model_reply(
+    ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run `agent` on the model once: its reply to the workflow, and its whole result."""
+    model = deps().models.for_endpoint(task.endpoint, agent=agent.name, model=task.model)
     model = tracing.traced(
         model, task_id=task.task_id, workflow_id=ctx.workflow_id, activity_task=ctx.task_id
     )
@@ -215,10 +224,7 @@ def _ask_model(
     result = run.result.model_dump(mode="json")
     # What no workflow reads of a result stays out of every history: only in its artifact.
     shown = {"full": result, "brief": agent.brief_of(result), "usage": {}}[task.reply]
-    reply = AgentReply(result=shown, usage=run.usage).model_dump(mode="json")
-    stored = None if task.artifact is None else (task.task_id, task.artifact, result)
-    d.store.remember_answer(memo, reply, with_artifact=stored)
-    return reply
+    return AgentReply(result=shown, usage=run.usage).model_dump(mode="json"), result
 
 
 def store_artifact(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> str:
@@ -268,7 +274,7 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
             raise NonRetryableError(f"the search results {inp.candidates!r} are not stored")
         return _without_text(SourceFinderResult.model_validate(done))
     found = SearchResult.model_validate(stored)
-    usage, kept = inp.usage, []
+    usage, kept, answer = inp.usage, [], None
     if found.passages:  # nothing to judge, nothing to pay for
         task = AgentTask(
             task_id=inp.task_id,
@@ -282,7 +288,8 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
         memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
         reply = d.store.get_document(memo)
         if reply is None:
-            reply = _ask_model(ctx, RELEVANCE, task, memo)
+            reply, _ = _model_reply(ctx, RELEVANCE, task)
+            answer = (memo, reply)  # remembered with the kept passages, below
         judged, judge_usage = RELEVANCE.reply(reply)
         usage += judge_usage
         by_id = {p.passage_id: p for p in found.passages}
@@ -290,8 +297,15 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
     result = SourceFinderResult(
         sub_question_id=question.id, passages=kept, retrieved_at=inp.retrieved_at, usage=usage
     )
-    d.store.put(inp.task_id, artifacts.sources_for(question.id), result.model_dump(mode="json"))
-    d.store.delete(inp.task_id, [inp.candidates])
+    # The kept passages, the answer that chose them and the candidates' deletion in one
+    # state transaction: a redelivery finds either the candidates or the result.
+    d.store.put_with(
+        inp.task_id,
+        artifacts.sources_for(question.id),
+        result.model_dump(mode="json"),
+        answer=answer,
+        deleting=[inp.candidates],
+    )
     return _without_text(result)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 from dapr.clients import DaprClient
-from dapr.clients.grpc._request import TransactionalStateOperation
+from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateOptions
 
 from fte.layout import RUN_INDEX_KEY
@@ -103,6 +103,7 @@ def rounds_artifact_names(rounds: Iterable[Mapping[str, Any]]) -> list[str]:
 # a run started again under a purged run's ID schedules its activities anew (new keys).
 ANSWER_PREFIX = "answer"
 ANSWER_TTL_S = 3600
+_ANSWER_TTL = {"ttlInSeconds": str(ANSWER_TTL_S)}
 
 
 def answer_key(workflow_id: str, execution: str, inputs: Any) -> str:
@@ -224,17 +225,40 @@ class ArtifactStore:
         """Keep a model answer (for `ANSWER_TTL_S`); `with_artifact` = (task ID, name,
         document) is stored in the same transaction, so an answer is never remembered
         without the artifact it produced, and one round trip is saved."""
-        data, ttl = json.dumps(reply), {"ttlInSeconds": str(ANSWER_TTL_S)}
         if with_artifact is None:
-            self._client.save_state(STORE_NAME, key, data, state_metadata=ttl)
+            self._client.save_state(STORE_NAME, key, json.dumps(reply), state_metadata=_ANSWER_TTL)
             return
         task_id, name, document = with_artifact
-        artifact = TransactionalStateOperation(
-            key=artifact_key(task_id, name), data=json.dumps(document)
-        )
-        answer = TransactionalStateOperation(key=key, data=data, metadata=ttl)
-        self._client.execute_state_transaction(STORE_NAME, operations=[artifact, answer])
-        self._unless_compensated(task_id, artifact.key)
+        self.put_with(task_id, name, document, answer=(key, reply))
+
+    def put_with(
+        self,
+        task_id: str,
+        name: str,
+        document: Any,
+        *,
+        answer: tuple[str, dict[str, Any]] | None = None,
+        deleting: Sequence[str] = (),
+    ) -> str:
+        """Store a run's artifact in one state transaction with a model answer to remember
+        (key, reply: see `remember_answer`) and the deletion of the run's artifacts named
+        in `deleting`; one round trip where there were up to three."""
+        key = artifact_key(task_id, name)
+        operations = [TransactionalStateOperation(key=key, data=json.dumps(document))]
+        if answer is not None:
+            memo, reply = answer
+            operations.append(
+                TransactionalStateOperation(key=memo, data=json.dumps(reply), metadata=_ANSWER_TTL)
+            )
+        operations += [
+            TransactionalStateOperation(
+                key=artifact_key(task_id, gone), operation_type=TransactionOperationType.delete
+            )
+            for gone in deleting
+        ]
+        self._client.execute_state_transaction(STORE_NAME, operations=operations)
+        self._unless_compensated(task_id, key)
+        return key
 
     def update_index(
         self, change: Callable[[dict[str, Any]], None], *, key: str = INDEX_KEY

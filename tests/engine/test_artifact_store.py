@@ -46,3 +46,33 @@ def test_an_agent_input_naming_a_missing_artifact_says_which(
     store.put(instance_id, "sources.q1", {"sources": []})
     with pytest.raises(stored_inputs.MissingArtifact, match="'sources.q2'"):
         stored_inputs.stored_sources(store, instance_id, ["sources.q1", "sources.q2"])
+
+
+def test_an_artifact_its_answer_and_a_deletion_are_written_together(
+    store: ArtifactStore, instance_id: str
+) -> None:
+    store.put(instance_id, "candidates.q1", {"passages": ["a", "b"]})
+    memo = f"answer:{instance_id}:test"
+    store.put_with(
+        instance_id,
+        "sources.q1",
+        {"passages": ["b"]},
+        answer=(memo, {"result": {"relevant": ["b"]}}),
+        deleting=["candidates.q1"],
+    )
+    assert store.get_many(instance_id, ["sources.q1", "candidates.q1"]) == [
+        {"passages": ["b"]},
+        None,
+    ]
+    assert store.get_document(memo) == {"result": {"relevant": ["b"]}}
+
+
+def test_a_write_after_compensation_began_takes_itself_back(
+    store: ArtifactStore, instance_id: str
+) -> None:
+    store.mark_compensated(instance_id)
+    try:
+        store.put_with(instance_id, "sources.q1", {"passages": []}, deleting=["candidates.q1"])
+        assert store.get_many(instance_id, ["sources.q1"]) == [None]
+    finally:
+        store.forget_compensated(instance_id)
