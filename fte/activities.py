@@ -28,7 +28,7 @@ from dapr.ext.workflow._durabletask.task import NonRetryableError
 
 from fte import artifacts, changes, names, stored_inputs, tracing
 from fte.agents import AnyAgent, all_agents, source_finder
-from fte.agents.source_finder import RELEVANCE, RelevanceInput
+from fte.agents.source_finder import QUERIES, RELEVANCE, RelevanceInput
 from fte.agents.writer import WriterOutput
 from fte.artifacts import ArtifactStore, answer_key
 from fte.changes import Changes
@@ -39,6 +39,7 @@ from fte.contracts import (
     CancelChildrenInput,
     CandidatesFound,
     CandidatesInput,
+    CandidatesProposed,
     DeleteInput,
     FinalizeInput,
     FinalizeResult,
@@ -46,6 +47,7 @@ from fte.contracts import (
     GatherInput,
     JudgeInput,
     Notice,
+    ProposeAndSearchInput,
     SearchInput,
     SearchResult,
     SourceFinderResult,
@@ -186,20 +188,27 @@ def agent_activity(agent: AnyAgent) -> Callable[[wf.WorkflowActivityContext, Any
     def run_agent(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
         task = AgentTask.model_validate(raw)
         _log_attempt(ctx, agent.name, task.task_id)
-        d = deps()
-        # The engine delivers an activity at least once: again when its worker or sidecar
-        # died after the model answered, or when the completion was lost on its way to a
-        # workflow whose sidecar died. The answer is kept, so the model is asked once.
-        memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
-        kept = d.store.get_document(memo)
-        if kept is not None:
-            log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
-            return dict(kept)
-        if task.sources_from is not None or task.from_store:
-            task = task.model_copy(update={"inputs": stored_inputs.complete(d.store, task)})
-        return _ask_model(ctx, agent, task, memo)
+        return _answer(ctx, agent, task, raw)
 
     return run_agent
+
+
+def _answer(
+    ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask, raw: dict[str, Any]
+) -> dict[str, Any]:
+    """`agent`'s reply to `task` (as sent: `raw`), from the model once per scheduling."""
+    d = deps()
+    # The engine delivers an activity at least once: again when its worker or sidecar
+    # died after the model answered, or when the completion was lost on its way to a
+    # workflow whose sidecar died. The answer is kept, so the model is asked once.
+    memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
+    kept = d.store.get_document(memo)
+    if kept is not None:
+        log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
+        return dict(kept)
+    if task.sources_from is not None or task.from_store:
+        task = task.model_copy(update={"inputs": stored_inputs.complete(d.store, task)})
+    return _ask_model(ctx, agent, task, memo)
 
 
 def _ask_model(
@@ -244,15 +253,35 @@ def search_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> d
     """Search, then store the candidates: their text never enters a workflow's history."""
     inp = CandidatesInput.model_validate(raw)
     _log_attempt(ctx, "search_candidates", inp.search.task_id)
+    return _store_candidates(inp).model_dump(mode="json")
+
+
+def _store_candidates(inp: CandidatesInput) -> CandidatesFound:
     found = _search(inp.search)
     if inp.exclude_passage_ids:
         known = set(inp.exclude_passage_ids)
         fresh = [p for p in found.passages if p.passage_id not in known][: inp.keep_at_most]
         found = found.model_copy(update={"passages": fresh})
     deps().store.put(inp.search.task_id, inp.name, found.model_dump(mode="json"))
-    return CandidatesFound(count=len(found.passages), retrieved_at=found.retrieved_at).model_dump(
-        mode="json"
-    )
+    return CandidatesFound(count=len(found.passages), retrieved_at=found.retrieved_at)
+
+
+@_permanent_failures_are_final
+def propose_and_search(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """Coordinator v4's source finder opening: propose queries for the sub-question (the
+    model, asked once per scheduling), search them and store the candidates.
+
+    One activity where v2 and v3 scheduled two: two engine hops and a workflow turn fewer
+    per sub-question, when every lane of a fan-out wants the two cores at once.
+    """
+    inp = ProposeAndSearchInput.model_validate(raw)
+    _log_attempt(ctx, QUERIES.name, inp.proposal.task_id)
+    queries, usage = QUERIES.reply(_answer(ctx, QUERIES, inp.proposal, raw["proposal"]))
+    search = inp.search.search.model_copy(update={"queries": queries.queries})
+    found = _store_candidates(inp.search.model_copy(update={"search": search}))
+    return CandidatesProposed(
+        count=found.count, retrieved_at=found.retrieved_at, usage=usage
+    ).model_dump(mode="json")
 
 
 @_permanent_failures_are_final
@@ -514,6 +543,7 @@ def activities() -> dict[str, Callable[..., Any]]:
         {
             names.SEARCH_SOURCES: search_sources,
             names.SEARCH_CANDIDATES: search_candidates,
+            names.PROPOSE_AND_SEARCH: propose_and_search,
             names.JUDGE_CANDIDATES: judge_candidates,
             names.GATHER_SOURCES: gather_sources,
             names.STORE_ARTIFACT: store_artifact,

@@ -500,6 +500,21 @@ class CandidatesFound(Contract):
     retrieved_at: str
 
 
+class ProposeAndSearchInput(Contract):
+    """Coordinator v4's source finder opens with one activity: the query proposal (an agent
+    task, answered once) and the search of the queries it proposes (their results stored)."""
+
+    proposal: AgentTask
+    search: CandidatesInput = Field(description="Its search's `queries` are the proposal's.")
+
+
+class CandidatesProposed(CandidatesFound):
+    """What the source finder learns of its proposal and search: the proposal's spend, how
+    many candidates are stored, and when they were retrieved."""
+
+    usage: TokenUsage
+
+
 class SourcesKept(Contract):
     """A lean source finder's result: how many passages it kept (stored as `sources.<q>`)."""
 

@@ -12,6 +12,8 @@ COORDINATOR = "research"
 SOURCE_FINDER = "research.source_finder"
 # Coordinator v2's source finder: passages stay in the state store (lean history).
 SOURCE_FINDER_LEAN = "research.source_finder.lean"
+# Coordinator v4's: v2's, with the query proposal and the search as one activity.
+SOURCE_FINDER_PROPOSING = "research.source_finder.proposing"
 SPECIALIST_PREFIX = "research."
 SCHEDULE = "research.schedule"
 
@@ -24,6 +26,7 @@ SCHEDULE_CONTROL = "schedule.control"
 # Activities that are not agents
 SEARCH_SOURCES = "fte.search_sources"
 SEARCH_CANDIDATES = "fte.search_candidates"
+PROPOSE_AND_SEARCH = "fte.propose_and_search"
 JUDGE_CANDIDATES = "fte.judge_candidates"
 GATHER_SOURCES = "fte.gather_sources"
 STORE_ARTIFACT = "fte.store_artifact"

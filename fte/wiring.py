@@ -21,6 +21,7 @@ from fte.schedule import workflow as schedule_workflow
 from fte.sources import cached_corpus
 from fte.specialists import (
     lean_source_finder_workflow,
+    proposing_source_finder_workflow,
     source_finder_workflow,
     specialist_workflow,
 )
@@ -38,6 +39,7 @@ def register(
         registry.workflow(names.COORDINATOR, workflow, version=version, latest=version == latest)
     registry.workflow(names.SOURCE_FINDER, source_finder_workflow)
     registry.workflow(names.SOURCE_FINDER_LEAN, lean_source_finder_workflow)
+    registry.workflow(names.SOURCE_FINDER_PROPOSING, proposing_source_finder_workflow)
     for agent in SPECIALISTS:
         registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
     for name, activity in activities.activities().items():

@@ -13,7 +13,8 @@ partial artifacts in reverse order.
 - `approval.py`: the human approval gate
 - `stages.py`: the stages and compensation
 - `rounds.py`: v2's gap-filling rounds after the first pass, within the run's budget
-  (v3 runs the same stages, with agents' inputs built from the run's artifacts)
+  (v3 runs the same stages, with agents' inputs built from the run's artifacts; v4 with
+  source finders that propose their queries and search in one activity)
 - `budget.py`: spend so far against the budget, and whether the next step fits
 """
 
@@ -121,6 +122,18 @@ def research_workflow_v3(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Fl
     return (yield from conduct(ctx, raw, pipeline_v3))
 
 
+def pipeline_v4(run: Run) -> Flow:
+    """v3's stages with source finders that propose their queries and search in one
+    activity (`Run.proposing`)."""
+    run.proposing = True
+    return (yield from pipeline_v3(run))
+
+
+def research_workflow_v4(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Coordinator v4: v3, with one activity fewer per sub-question."""
+    return (yield from conduct(ctx, raw, pipeline_v4))
+
+
 CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
 
 # Every version of the coordinator that a run in flight may have started on. The engine
@@ -132,5 +145,6 @@ VERSIONS: Mapping[str, CoordinatorFn] = {
     "v1": research_workflow,
     "v2": research_workflow_v2,
     "v3": research_workflow_v3,
+    "v4": research_workflow_v4,
 }
-LATEST = "v3"
+LATEST = "v4"

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import dapr.ext.workflow as wf
 from pydantic import BaseModel
 
-from fte import artifacts, names
+from fte import artifacts
 from fte.agents import analyst, fact_checker, planner, reviewer
 from fte.agents.agent import Agent, ResT
 from fte.contracts import (
@@ -260,7 +260,7 @@ def search_gaps(run: Run, research: Research, gaps: list[Gap], number: int) -> F
     known = [s.passage_id for s in research.sources]
     tasks = [
         run.child(
-            names.SOURCE_FINDER_LEAN,
+            run.source_finder,
             f"sources.{gap.id}",
             SourceFinderInput(
                 task_id=run.task_id,

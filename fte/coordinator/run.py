@@ -112,6 +112,8 @@ class Run:
         # new one per wait (each is a reminder in the scheduler, created and later deleted:
         # a fan-out's waits made one per finished child).
         self.shared_checkin = False
+        # Coordinator v4's source finders propose their queries and search in one activity.
+        self.proposing = False
         self._checkin: Any = None
         # Set when the budget ended the research early; the run still completes.
         self.budget_note: str | None = None
@@ -147,6 +149,13 @@ class Run:
             inputs=inputs,
             artifact=artifact,
         )
+
+    @property
+    def source_finder(self) -> str:
+        """The child workflow that finds one sub-question's sources, in this version."""
+        if self.proposing:
+            return names.SOURCE_FINDER_PROPOSING
+        return names.SOURCE_FINDER_LEAN if self.lean else names.SOURCE_FINDER
 
     def child(self, workflow: str, role: str, payload: BaseModel) -> Any:
         instance_id = names.child_id(self.task_id, role)

@@ -70,7 +70,7 @@ def plan(run: Run) -> Flow:
 def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
     run.progress.enter("finding_sources")
     # v2's lean source finders keep passages out of history (`Run.lean`).
-    workflow = names.SOURCE_FINDER_LEAN if run.lean else names.SOURCE_FINDER
+    workflow = run.source_finder
     progress = run.progress.state
     for item in progress.sub_questions:
         item.state = "searching"
