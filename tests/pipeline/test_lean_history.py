@@ -40,8 +40,9 @@ QUESTIONS = [
 ]
 # Measured: 866,474 bytes when every passage went through workflow inputs and results,
 # 252,936 with passages in the state store (coordinator v2), 120,448 with claims, quotes
-# and the draft there too (v3), 113,806 with one activity fewer per source finder (v4). The scripted relevance judge keeps every candidate, so a
-# run here has more sources than the benchmark's (`make bench`: 97 KB, goal 100 KB).
+# and the draft there too (v3), 113,806 with one activity fewer per source finder (v4).
+# The scripted relevance judge keeps every candidate, so a run here has more sources than
+# the benchmark's (`make bench`: 87 KB, goal 100 KB).
 MAX_HISTORY_BYTES = 150_000
 
 
