@@ -280,7 +280,6 @@ def estimate_tokens(text: str) -> int:
 
 
 @functools.cache
-@functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process, as httpx would build it: building one reads the whole CA
     bundle (~25 ms), which every LLMClient would otherwise pay again."""
@@ -296,6 +295,7 @@ def prepare_client_library() -> None:
     _tls_context()
 
 
+@functools.cache
 def _json_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     """An output model's JSON schema, built once per model: pydantic builds it afresh on
     every call (1.5 ms), and every model request sends it."""
