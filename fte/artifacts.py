@@ -194,8 +194,8 @@ class ArtifactStore:
         return json.loads(data) if data else None
 
     def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]:
-        """Several of a run's artifacts in the order named, in one round trip to the sidecar
-        (an agent reads one sources artifact per sub-question before it can ask its model)."""
+        """Several of a run's artifacts in the order named (None for one not stored), in one
+        round trip to the sidecar: gathering sources reads one result per sub-question."""
         if not names:
             return []
         keys = [artifact_key(task_id, name) for name in names]
