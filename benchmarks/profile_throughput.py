@@ -260,6 +260,10 @@ def profile_during(
                 return
             time.sleep(0.5)
 
+    def profile(name: str, argv: list[str], target: Path) -> None:
+        popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append((name, popen, target))
+
     def start() -> None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if Path(py_spy).exists():
@@ -267,37 +271,15 @@ def profile_during(
             # counts a thread blocked in gRPC's C core (GIL released) as busy otherwise.
             target = out / "worker.txt"
             argv = [py_spy, "record", "--nonblocking", "--gil", "--nolineno", "-r", "100"]
-            argv += [
-                "-d",
-                str(int(seconds)),
-                "-f",
-                "raw",
-                "-o",
-                str(target),
-                "-p",
-                str(os.getpid()),
-            ]
-            procs.append(
-                (
-                    "py-spy",
-                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-                    target,
-                )
-            )
+            argv += ["-d", str(int(seconds)), "-f", "raw", "-o", str(target)]
+            profile("py-spy", [*argv, "-p", str(os.getpid())], target)
         else:
             profiles.problems.append("py-spy not installed (pip install py-spy)")
         perf = shutil.which("perf")
         if perf:
             target = out / "scheduler.perf"
             argv = [perf, "record", "-F", "499", "-g", "-o", str(target), "-p", str(scheduler_pid)]
-            argv += ["--", "sleep", str(seconds)]
-            procs.append(
-                (
-                    "perf",
-                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-                    target,
-                )
-            )
+            profile("perf", [*argv, "--", "sleep", str(seconds)], target)
         else:
             profiles.problems.append("perf not installed (apt-get install linux-perf)")
         for job in (fetch_pprof, sample_goroutines):

@@ -21,7 +21,7 @@ from fte import artifacts
 from fte.cli import main
 from fte.dapr_stack import live_stack
 from tests.support import PROJECT_ROOT
-from tests.support.processes import wait_for
+from tests.support.processes import pid_alive, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -77,14 +77,6 @@ def wait_for_stage(data_dir: Path, task_id: str, stage: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"{task_id} never reached {stage}")
-
-
-def _running(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in status  # a zombie has exited; only its parent has not reaped it
 
 
 def artifact_keys(data_dir: Path, task_id: str) -> list[str]:
@@ -296,7 +288,7 @@ def test_sigkilled_research_process_resumes_from_its_checkpoint(
 
     # PR_SET_PDEATHSIG takes the stack down with its launcher: nothing serves the run now.
     def stack_gone() -> bool:
-        return not any(_running(pid) for pid in stack_pids)
+        return not any(pid_alive(pid) for pid in stack_pids)
 
     wait_for(stack_gone, "the stack to exit with its launcher", timeout=60)
     assert live_stack(data_dir) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -12,17 +11,9 @@ import pytest
 
 from fte.dapr_stack import live_stack
 from tests.cli.test_cli import SAMPLE_CORPUS, _env, fte
-from tests.support.processes import LoggedProcess, wait_for
+from tests.support.processes import LoggedProcess, pid_alive, wait_for
 
 pytestmark = pytest.mark.engine
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -57,4 +48,4 @@ def test_serve_fires_schedules_and_stops_cleanly(tmp_path: Path, stop_signal: in
     assert "fte serve: stopped" in serve.log()
     # (The SDK may log a cancelled stream read as it shuts down; the exit code is what counts.)
     assert live_stack(data) is None
-    assert not [role for role, pid in record["pids"].items() if _alive(pid)]
+    assert not [role for role, pid in record["pids"].items() if pid_alive(pid)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
@@ -11,14 +10,7 @@ import pytest
 
 from fte.dapr_stack import BackgroundRuntime, http_ok, live_stack, read_record
 from fte.errors import RuntimeSetupError, UsageError
-
-
-def _dead(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+from tests.support.processes import pid_alive, wait_for
 
 
 @pytest.mark.engine
@@ -32,12 +24,13 @@ def test_stack_serves_until_the_block_ends_then_stops(tmp_path: Path) -> None:
         # parent-death signal as soon as that thread ends, and would be gone by now.
         time.sleep(1.0)
         assert http_ok(f"http://127.0.0.1:{endpoint.http_port}/v1.0/healthz")
-        assert all(not _dead(pid) for pid in record.pids.values())
+        assert all(pid_alive(pid) for pid in record.pids.values())
     assert live_stack(data_dir) is None
-    deadline = time.monotonic() + 10
-    while not all(_dead(pid) for pid in record.pids.values()):
-        assert time.monotonic() < deadline, f"stack processes outlived the block: {record.pids}"
-        time.sleep(0.05)
+    wait_for(
+        lambda: not any(pid_alive(pid) for pid in record.pids.values()),
+        f"the stack's processes {record.pids} to end with the block",
+        timeout=10,
+    )
 
 
 def _unreachable_sidecar(monkeypatch: pytest.MonkeyPatch) -> int:

@@ -27,7 +27,7 @@ from fte.dapr_stack import (
 )
 from fte.errors import DataDirInUseError, RuntimeSetupError, SidecarBuildError
 from tests.support import PROJECT_ROOT
-from tests.support.processes import LoggedProcess, wait_for
+from tests.support.processes import LoggedProcess, pid_alive, wait_for
 
 # A stand-in for a leftover runtime process: its /proc cmdline starts with sys.executable.
 _SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"]
@@ -38,16 +38,6 @@ def _start_sleeper(cwd: Path | None = None) -> subprocess.Popen[str]:
     proc = subprocess.Popen(_SLEEPER, stdout=subprocess.PIPE, text=True, cwd=cwd)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     return proc
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purposes.
-    status = Path(f"/proc/{pid}/status").read_text()
-    return "State:\tZ" not in status
 
 
 @pytest.mark.engine
@@ -62,7 +52,7 @@ def test_second_launcher_on_same_data_dir_attaches(tmp_path: Path) -> None:
         # Stopping the attached launcher must leave the owner's stack running.
         second.stop()
         record = json.loads((data_dir / STACK_RECORD).read_text())
-        assert all(_alive(pid) for pid in record["pids"].values())
+        assert all(pid_alive(pid) for pid in record["pids"].values())
 
 
 @pytest.mark.engine
@@ -88,7 +78,7 @@ def test_killed_launcher_leaves_no_orphans_and_data_dir_restarts(tmp_path: Path)
         launcher.send_signal(signal.SIGKILL)
         launcher.wait()
         wait_for(
-            lambda: not any(_alive(pid) for pid in pids.values()),
+            lambda: not any(pid_alive(pid) for pid in pids.values()),
             "the runtime processes to exit after their launcher died",
             timeout=30,
         )
@@ -217,7 +207,7 @@ def test_cp_a_of_a_live_data_dir_leaves_the_original_stack_alone(tmp_path: Path)
         )
 
         assert listing.returncode == 0, listing.stderr
-        assert all(_alive(pid) for pid in pids.values()), owner.log()
+        assert all(pid_alive(pid) for pid in pids.values()), owner.log()
         assert owner.alive() and live_stack(original) is not None
         assert json.loads((original / STACK_RECORD).read_text())["pids"] == pids
     finally:

@@ -12,6 +12,15 @@ from pathlib import Path
 from tests.support import PROJECT_ROOT
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (exited, not yet reaped by its parent) does not."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 90) -> None:
     """Poll an observable condition; tests never sleep for a fixed time instead."""
     deadline = time.monotonic() + timeout
