@@ -32,15 +32,22 @@ from fte.coordinator.run import Flow, agent_task, ask
 from fte.retry_policies import IO_RETRY, LLM_RETRY
 
 
-def _ask_queries(ctx: wf.DaprWorkflowContext, inp: SourceFinderInput) -> Any:
-    """Schedule the query proposal that opens both source finders."""
-    return ask(
-        ctx,
+def _proposal(inp: SourceFinderInput) -> AgentTask:
+    """The query proposal that opens every source finder (v4's in the same activity as its
+    search), so the model is asked the same whichever version runs."""
+    return agent_task(
         inp.task_id,
         QUERIES,
         endpoint=inp.endpoint,
         model=inp.model,
         inputs=QueriesInput(sub_question=inp.sub_question.text),
+    )
+
+
+def _ask_queries(ctx: wf.DaprWorkflowContext, inp: SourceFinderInput) -> Any:
+    """Schedule the query proposal on its own (v1's to v3's source finders)."""
+    return ctx.call_activity(
+        names.agent_activity(QUERIES.name), input=_proposal(inp), retry_policy=LLM_RETRY
     )
 
 
@@ -134,18 +141,13 @@ def proposing_source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str,
     as one activity (`fte.propose_and_search`), so each sub-question costs the engine two
     hops and a workflow turn less. The model sees the same requests."""
     inp = SourceFinderInput.model_validate(raw)
-    proposal = agent_task(
-        inp.task_id,
-        QUERIES,
-        endpoint=inp.endpoint,
-        model=inp.model,
-        inputs=QueriesInput(sub_question=inp.sub_question.text),
-    )
     found = CandidatesProposed.model_validate(
         (
             yield ctx.call_activity(
                 names.PROPOSE_AND_SEARCH,
-                input=ProposeAndSearchInput(proposal=proposal, search=_candidates_input(inp, [])),
+                input=ProposeAndSearchInput(
+                    proposal=_proposal(inp), search=_candidates_input(inp, [])
+                ),
                 retry_policy=LLM_RETRY,
             )
         )
