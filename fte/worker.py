@@ -351,6 +351,12 @@ class WorkflowWorker:
         self._runtime.shutdown()
         self._started = False
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no activity runs in this worker; False if one still ran after
+        `timeout_s`. An activity outlives its workflow's end (a cancelled run's call
+        finishes on its own), and what it does last must have been done."""
+        return self._in_flight.wait_idle(timeout_s)
+
     def settle(self, task_id: str) -> None:
         """`task_id`'s run has ended (its caller saw it): stop() need not wait for its results,
         which its workflows all had before they could end."""

@@ -15,6 +15,7 @@ from fte.agents.writer import WriterInput
 from fte.client import ResearchClient
 from fte.contracts import ApprovalDecision, RunConfig
 from fte.dapr_stack import EmbeddedStack
+from fte.worker import WorkflowWorker
 from tests.pipeline.conftest import SUB_QUESTIONS, install, stored_artifact_keys
 from tests.support.scripted_llm import (
     ANALYST,
@@ -242,6 +243,7 @@ def test_invalid_json_twice_fails_cleanly_after_two_calls(
 
 def test_cancel_mid_run_compensates(
     research: ResearchClient,
+    pipeline_worker: WorkflowWorker,
     mock_llm: respx.MockRouter,
     corpus: Path,
     embedded_stack: EmbeddedStack,
@@ -254,13 +256,17 @@ def test_cancel_mid_run_compensates(
 
     research.cancel(task_id, reason="changed my mind")
     snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
-    release.set()
-
     assert snap.end_state == "cancelled"
     assert snap.runtime_status == "COMPLETED"
     assert snap.progress is not None and snap.progress.reason == "cancelled: changed my mind"
-    # The held analyst call may still finish and write; compensation terminated its
-    # child workflow first, and its own write is deleted by the compensation sweep.
+    assert stored_artifact_keys(embedded_stack, task_id) == []
+
+    # The held analyst call is still running (terminating its child workflow does not stop
+    # an activity). Answered only now, it writes its notes and must take them back: once it
+    # has returned, nothing of the run is stored.
+    release.set()
+    assert pipeline_worker.wait_idle(RUN_TIMEOUT_S), "the held analyst call never returned"
+    assert llm.calls[ANALYST] == 1
     assert stored_artifact_keys(embedded_stack, task_id) == []
 
 
