@@ -228,7 +228,7 @@ def number_new(
                     section=passage.section,
                     page=passage.page,
                     text=passage.text,
-                    retrieved_at=result.retrieved_at,
+                    retrieved_at=passage.retrieved_at or result.retrieved_at,
                     sub_question_id=result.sub_question_id,
                 )
             )

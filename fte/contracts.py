@@ -62,6 +62,11 @@ class Passage(Contract):
     page: int | None = Field(default=None, description="Page number in a PDF, if any.")
     text: str
     score: float = 0.0
+    retrieved_at: str | None = Field(
+        default=None,
+        description="ISO-8601 UTC time its document was fetched, when that was not the "
+        "search's time (a web page from the page cache); None: retrieved by the search.",
+    )
 
 
 class Source(Contract):

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -245,7 +245,12 @@ class SafeFetcher:
                 current = urljoin(current, location)
                 continue
             if response_status == 304 and cached is not None:
-                return cached
+                # The site confirmed the cached copy is what it serves now: it counts as
+                # retrieved now, and is fresh again.
+                confirmed = replace(cached, retrieved_at=_now_iso())
+                if self._cache is not None:
+                    self._cache.put(url, confirmed)
+                return confirmed
             if response_status != 200:
                 raise FetchRefused(url, f"HTTP {response_status}")
             content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -257,7 +262,7 @@ class SafeFetcher:
                 url=current,
                 content_type=content_type,
                 text=_decode(body, headers.get("content-type", "")),
-                retrieved_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                retrieved_at=_now_iso(),
                 etag=headers.get("etag", ""),
                 last_modified=headers.get("last-modified", ""),
             )
@@ -362,6 +367,10 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _age_s(page: FetchedPage) -> float:
@@ -529,6 +538,7 @@ def page_passages(page: FetchedPage, fallback_title: str) -> list[Passage]:
                     location=page.url,
                     section=section.heading,
                     text=chunk,
+                    retrieved_at=page.retrieved_at,
                 )
             )
     return passages

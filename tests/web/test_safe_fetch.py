@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -301,12 +302,17 @@ def test_a_cached_page_is_revalidated_and_reused_when_unchanged(
     # Within the freshness window the cached page is used without a request at all.
     fresh = SafeFetcher(client, resolver=resolver, cache=cache, politeness_s=0.0)
     assert fresh.fetch("http://cache.example/doc") == first and route.call_count == 1
+    cache.put("http://cache.example/doc", replace(first, retrieved_at="2026-01-02T03:04:05+00:00"))
     again = SafeFetcher(
         client, resolver=resolver, cache=cache, politeness_s=0.0, fresh_for_s=0.0
     ).fetch("http://cache.example/doc")
-    assert again == first and first.text == "Version one."
+    assert (again.text, again.etag, again.url) == ("Version one.", '"v1"', first.url)
     assert route.calls.last.request.headers["If-None-Match"] == '"v1"'
     assert route.calls.last.request.headers["If-Modified-Since"] == "x"
+    # The site confirmed the copy just now: that is when it was retrieved, and the cache
+    # keeps the new time (so the page is fresh again).
+    assert again.retrieved_at >= first.retrieved_at > "2026-01-02T03:04:05+00:00"
+    assert cache.get("http://cache.example/doc") == again
 
 
 def test_without_a_crawl_delay_requests_are_spaced_by_our_interval(

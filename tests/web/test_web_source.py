@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import respx
 
 from fte import web
+from fte.agents.source_finder import number_new
 from fte.cli import main
+from fte.contracts import Passage, SourceFinderResult, TokenUsage
 from fte.errors import UsageError
 from fte.report import md
 from fte.web import (
     BraveSearch,
+    FetchedPage,
+    MemoryPageCache,
     SafeFetcher,
     SearchApiError,
     SearxngSearch,
@@ -160,8 +165,31 @@ def test_web_source_ranks_fetched_passages_and_reports_refusals(
     assert "](" not in md(injected.text) and "[S99]" not in md(injected.text)
 
 
+def test_sources_from_a_cached_page_say_when_it_was_fetched_not_when_searched(
+    client: httpx.Client, http_mock: respx.MockRouter
+) -> None:
+    url = "https://docs.example/timers"
+    http_mock.post(TavilySearch.URL).respond(200, json={"results": [{"url": url, "title": "T"}]})
+    fetched = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
+    cache = MemoryPageCache()
+    text = "Durable timers fire after a restart.\n\nTheir due time is persisted."
+    cache.put(url, FetchedPage(url=url, content_type="text/plain", text=text, retrieved_at=fetched))
+    # Fresh in the cache: the page is not requested again (respx refuses unmocked requests).
+    fetcher = SafeFetcher(client, resolver=lambda host, port: public(host), cache=cache)
+    found = WebSource(TavilySearch(client, KEY), fetcher).search("durable timers", limit=5)
+    assert found and {p.retrieved_at for p in found} == {fetched}
+
+    searched = datetime.now(UTC).isoformat(timespec="seconds")
+    local = Passage(passage_id="c1", title="Notes", location="notes.md", text="Timers.")
+    result = SourceFinderResult(
+        sub_question_id="q1", passages=[*found, local], retrieved_at=searched, usage=TokenUsage()
+    )
+    sources = number_new([result], known_passage_ids=set(), numbered_from=0)
+    # A web source's date is its page's; a corpus passage was read by the search itself.
+    assert [s.retrieved_at for s in sources] == [fetched] * len(found) + [searched]
+
+
 def test_rank_fusion_interleaves_rankings_by_rank_not_score() -> None:
-    from fte.contracts import Passage
 
     def passage(pid: str, score: float) -> Passage:
         return Passage(passage_id=pid, title=pid, location=pid, text=pid, score=score)
