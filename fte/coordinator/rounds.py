@@ -37,7 +37,7 @@ from fte.contracts import (
 )
 from fte.coordinator import budget, stages
 from fte.coordinator.approval import approval_gate
-from fte.coordinator.run import Flow, Run, RunEnded
+from fte.coordinator.run import Flow, Run
 
 # What the report cannot do without once sources are found: analysis, fact check, writing.
 _TO_REPORT = {"analyst": 1, "fact_checker": 1, "writer": 1}
@@ -108,18 +108,23 @@ def pipeline_v2(run: Run) -> Flow:
         per_child=_PER_SOURCE_FINDER,
         then=_TO_REPORT,
     )
-    if searchable == 0:
-        spend = budget.spent(run.cfg, run.progress.state.usage_by_agent)
-        raise RunEnded(
-            "failed",
-            f"the budget cannot pay for searching even one sub-question and writing a report "
-            f"(spent {spend.describe()} on planning); raise --budget-usd or --max-tokens",
-        )
+    # Not even one paid search fits with the report after it: the plan is paid for, so the
+    # first sub-question is searched on the built-in offline model, which costs nothing, and
+    # the report says so, rather than the run failing with nothing to show. (Runs never
+    # replay through this branch differently: before it, such a run failed and ended.)
+    search_offline = searchable == 0
     searched_plan = plan
-    if searchable < wanted:
+    if search_offline:
+        stop_research(
+            run,
+            f"searched 1 of {wanted} sub-questions, on the built-in offline model, "
+            "which costs nothing",
+        )
+        searched_plan = plan.model_copy(update={"sub_questions": plan.sub_questions[:1]})
+    elif searchable < wanted:
         stop_research(run, f"searched {searchable} of {wanted} sub-questions")
         searched_plan = plan.model_copy(update={"sub_questions": plan.sub_questions[:searchable]})
-    sources = yield from stages.find_sources(run, searched_plan)
+    sources = yield from stages.find_sources(run, searched_plan, offline=search_offline)
     searched = {q.id for q in searched_plan.sub_questions}
     for item in run.progress.state.sub_questions:
         if item.id not in searched:

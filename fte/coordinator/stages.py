@@ -26,6 +26,7 @@ from fte.contracts import (
     Gap,
     Gathered,
     GatherInput,
+    ModelEndpoint,
     QuotedSource,
     RoundReport,
     Source,
@@ -67,7 +68,9 @@ def plan(run: Run) -> Flow:
     return result
 
 
-def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
+def find_sources(run: Run, research_plan: planner.Plan, *, offline: bool = False) -> Flow:
+    """`offline`: the source finders ask the built-in offline model, which costs nothing
+    (a budget that cannot pay for one search)."""
     run.progress.enter("finding_sources")
     # v2's lean source finders keep passages out of history (`Run.lean`).
     workflow = run.source_finder
@@ -83,8 +86,8 @@ def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
                 task_id=run.task_id,
                 sub_question=q,
                 corpus_dir=run.cfg.corpus_dir,
-                endpoint=run.cfg.endpoint,
-                model=run.cfg.models.source_finder,
+                endpoint=ModelEndpoint(offline=True) if offline else run.cfg.endpoint,
+                model=OFFLINE_MODEL if offline else run.cfg.models.source_finder,
                 keep=run.cfg.sources_per_question,
                 candidates=run.cfg.search_candidates,
                 sources=run.cfg.sources,
@@ -102,7 +105,8 @@ def find_sources(run: Run, research_plan: planner.Plan) -> Flow:
         item.state = "done"
         item.sources = result.kept
         progress.sources_found += result.kept
-        run.progress.add_usage("source_finder", result.usage)
+        if not offline:  # the offline model spends nothing
+            run.progress.add_usage("source_finder", result.usage)
         run.progress.publish()
 
     # Sub-question order, not finishing order, so source IDs never depend on timing.

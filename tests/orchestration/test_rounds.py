@@ -411,15 +411,29 @@ def test_budget_trims_the_first_fan_out() -> None:
     assert spent_tokens(h) <= 800
 
 
-def test_a_budget_too_small_for_any_search_fails_with_what_to_do() -> None:
+def test_a_budget_too_small_for_any_paid_search_searches_one_sub_question_offline() -> None:
+    # After planning (120 tokens), one source finder and the report (5 calls, 600) pass 600.
     h = start(depth=1, budget={"tokens": 600})
-    h.run_until_blocked(ROUNDS)
-    assert isinstance(h.result, Failed)
-    reason = progress(h).reason
-    assert reason is not None
-    assert reason.startswith("the budget cannot pay for searching even one sub-question")
-    assert reason.endswith("raise --budget-usd or --max-tokens")
-    assert FINDER not in work(h.issued)
+    assert h.run_until_blocked(ROUNDS) == []
+    finders = [
+        SourceFinderInput.model_validate(c.input)
+        for c in h.issued
+        if isinstance(c, Child) and ".sources." in c.instance_id
+    ]
+    assert [f.sub_question.id for f in finders] == ["q1"]
+    assert finders[0].endpoint.offline and finders[0].model == OFFLINE_MODEL
+    result = outcome(h)
+    assert result.status == "completed"
+    assert result.reason is not None and result.reason.startswith(
+        "the budget ended the research: searched 1 of 3 sub-questions, on the built-in "
+        "offline model, which costs nothing"
+    )
+    # The offline search spent nothing; the report's steps still fit and ran on the model.
+    assert "source_finder" not in progress(h).usage_by_agent
+    assert spent_tokens(h) == 4 * CALL <= 600
+    assert [q.state for q in progress(h).sub_questions] == ["done", "pending", "pending"]
+    assert names.FINALIZE_REPORT in work(h.issued)
+    assert h.replay() == h.raw_actions
 
 
 @pytest.mark.parametrize("limit", range(750, 2000, 50))

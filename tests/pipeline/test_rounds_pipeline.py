@@ -322,3 +322,40 @@ def test_steps_the_budget_cannot_pay_for_are_written_by_the_offline_model(
     report = research.report(task_id)
     assert report["sections"] and report["claims"]
     assert set(report["usage_by_agent"]) == {"planner", "source_finder", "analyst"}
+
+
+def test_a_budget_too_small_for_a_paid_search_searches_offline_and_completes(
+    research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
+) -> None:
+    llm = scripted()
+    llm.usage = lambda agent, prompt, content: CALL_TOKENS
+    install(mock_llm, llm)
+    per_call = sum(CALL_TOKENS)
+    # After the planner, one paid search (2 calls) and the report's 3 calls would pass the
+    # budget; the analysis, fact check and writing on their own fit.
+    limit = (1 + 3) * per_call
+    task_id = research.start(config(corpus, depth=1, budget={"tokens": limit}), _task_id())
+    snap = research.wait(task_id, timeout_s=RUN_TIMEOUT_S)
+
+    assert snap.end_state == "completed", (snap.failure, snap.progress)
+    # The first sub-question was searched by the worker's offline model: the model server
+    # never saw a source finder's request.
+    assert (llm.calls[QUERIES], llm.calls[RELEVANCE]) == (0, 0)
+    assert (llm.calls[PLANNER], llm.calls[ANALYST], llm.calls[WRITER]) == (1, 1, 1)
+    assert snap.outcome is not None and snap.outcome.spend is not None
+    assert snap.outcome.spend.tokens == sum(llm.calls.values()) * per_call <= limit
+    reason = snap.outcome.reason or ""
+    assert reason.startswith(
+        "the budget ended the research: searched 1 of 4 sub-questions, on the built-in "
+        "offline model"
+    )
+    assert snap.progress is not None
+    assert [q.state for q in snap.progress.sub_questions] == [
+        "done",
+        "pending",
+        "pending",
+        "pending",
+    ]
+    report = research.report(task_id)
+    assert report["sources"] and report["claims"]
+    assert "source_finder" not in report["usage_by_agent"]
