@@ -237,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback)"
     )
+    ui.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain) file; without it, plain HTTP",
+    )
+    ui.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="the certificate's private key, if not in it"
+    )
     _add_data_dir(ui)
     _add_schedule_parsers(commands)
     _add_eval_parser(commands)
@@ -673,6 +682,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         args.settings,
         host=args.host,
         port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         say=_say,
         show_url=lambda url: print(url, flush=True),
     )

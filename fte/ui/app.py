@@ -1,17 +1,20 @@
 """The web console's routes: runs, one run, schedules, evals; answering runs and schedules.
 
 Pages are rendered on the server (Jinja, autoescaped) and kept live by a few lines of
-script that re-fetch a page's live fragment (`/.../live`) and swap it in: no build step,
-no client-side rendering of untrusted text. Handlers are plain functions, which Starlette
+script that swap in a page's live fragment: the server pushes it over an event stream
+(`/.../events`, server-sent events) whenever it changed, and the page falls back to
+re-fetching it (`/.../live`) in a browser without EventSource. No build step, no
+client-side rendering of untrusted text. Handlers are plain functions, which Starlette
 runs in its thread pool, because the clients they call (the CLI's) are blocking gRPC.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -44,6 +47,19 @@ REPORT_CSP = (
     "frame-ancestors 'self'"
 )
 _RUN_ACTIONS = ("approve", "edit", "reject", "cancel")
+# A page's event stream renders its fragment this often (as often as the page used to
+# re-fetch it: a run's page reads several things from the engine and the state store, the
+# runs list every run) and sends it when it changed.
+RUN_RENDER_S = 1.0
+RUNS_RENDER_S = 2.0
+# A run's stream also looks at the coordinator's state this often (one local gRPC read)
+# and renders at once when it changed, so a new stage or the end shows within this.
+STREAM_LOOK_S = 0.25
+# With nothing new for this long, a comment line keeps proxies from closing the stream.
+STREAM_KEEPALIVE_S = 15.0
+# How long a browser waits before it reconnects a stream that broke (milliseconds).
+STREAM_RETRY_MS = 2000
+
 _SCHEDULE_ACTIONS = ("pause", "resume", "trigger")
 
 Served = Callable[[], contextlib.AbstractContextManager[None]]
@@ -58,6 +74,8 @@ class ConsoleConfig:
     # Around every change: makes sure a worker serves the data directory (the CLI's rule:
     # events reach a run only while a worker has registered the workflow types).
     served: Served = contextlib.nullcontext
+    # True once the console is stopping: its event streams end, so the server can stop.
+    closing: Callable[[], bool] = lambda: False
 
 
 class _Flash:
@@ -80,6 +98,12 @@ class _Flash:
             return None
         with self._lock:
             return self._messages.pop(key, None)
+
+
+def sse_event(name: str, data: str) -> str:
+    """One server-sent event; every line of `data` is its own `data:` field."""
+    lines = "".join(f"data: {line}\n" for line in (data.splitlines() or [""]))
+    return f"event: {name}\n{lines}\n"
 
 
 def _status_of(exc: FteError) -> int:
@@ -109,6 +133,105 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
 
     def error_page(request: Request, exc: Exception, status: int) -> HTMLResponse:
         return page(request, "error.html", {"message": str(exc), "status": status}, status)
+
+    def fragment(name: str, context: dict[str, Any]) -> str:
+        return env.get_template(name).render({"csrf_field": CSRF_FIELD, "csrf": csrf, **context})
+
+    Render = Callable[[], tuple[str, bool]]
+
+    async def changes(
+        render: Render,
+        first: tuple[str, bool],
+        *,
+        every_s: float,
+        fingerprint: Callable[[], object] | None = None,
+        seen: object = None,
+    ) -> AsyncIterator[str]:
+        """A page's live fragment (`first`, then each time it changed), rendered every
+        `every_s` and whenever `fingerprint` (a cheap look; `seen` before `first`) changes,
+        until its run has finished (the stream ends with an `end` event) or the console
+        stops. Starlette ends the generator when the browser goes away."""
+        yield f"retry: {STREAM_RETRY_MS}\n\n"
+        look_s = STREAM_LOOK_S if fingerprint is not None else every_s
+        last: str | None = None
+        quiet_s = since_render_s = 0.0
+        html: str | None
+        html, finished = first
+        while True:
+            if html is not None and html != last:
+                yield sse_event("fragment", html)
+                last, quiet_s = html, 0.0
+            elif quiet_s >= STREAM_KEEPALIVE_S:
+                yield ": nothing new\n\n"
+                quiet_s = 0.0
+            if finished:
+                yield sse_event("end", "")
+                return
+            await asyncio.sleep(look_s)
+            quiet_s += look_s
+            since_render_s += look_s
+            if config.closing():
+                return
+            html = None
+            try:
+                if fingerprint is not None:
+                    now = await run_in_threadpool(fingerprint)
+                    if now != seen:
+                        seen, since_render_s = now, every_s
+                if since_render_s >= every_s:
+                    html, finished = await run_in_threadpool(render)
+                    since_render_s = 0.0
+            except (FteError, grpc.RpcError):
+                pass  # the sidecar restarting: look again later
+
+    def event_stream(
+        request: Request,
+        render: Render,
+        *,
+        every_s: float,
+        fingerprint: Callable[[], object] | None = None,
+    ) -> Response:
+        """The stream of `render`'s fragment; an error page (and no stream, so the browser
+        does not reconnect) if it cannot be rendered at all, such as an unknown run."""
+        try:
+            seen = fingerprint() if fingerprint is not None else None
+            first = render()
+        except FteError as exc:
+            return error_page(request, exc, _status_of(exc))
+        stream = changes(render, first, every_s=every_s, fingerprint=fingerprint, seen=seen)
+        return StreamingResponse(stream, media_type="text/event-stream")
+
+    def runs_events(request: Request) -> Response:
+        status = request.query_params.get("status", "all")
+        if status not in views.RUN_FILTERS:
+            return error_page(request, UsageError(f"unknown status filter {status!r}"), 400)
+        filters = list(views.RUN_FILTERS)
+
+        def render() -> tuple[str, bool]:
+            rows = views.run_rows(client, status)
+            context = {"rows": rows, "status": status, "filters": filters}
+            return fragment("_runs_live.html", context), False
+
+        return event_stream(request, render, every_s=RUNS_RENDER_S)
+
+    def run_events(request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        try:
+            validate_run_ref(task_id, "ui")
+        except FteError as exc:
+            return error_page(request, exc, _status_of(exc))
+
+        def render() -> tuple[str, bool]:
+            data = views.run_page(client, task_id)
+            return fragment("_run_live.html", {"run": data, "flash": None}), data.finished
+
+        def coordinator() -> object:
+            state = client.workflow_state(task_id)
+            if state is None:
+                return None
+            return (state.runtime_status, state.last_updated_at, state.serialized_custom_status)
+
+        return event_stream(request, render, every_s=RUN_RENDER_S, fingerprint=coordinator)
 
     def runs(request: Request) -> Response:
         status = request.query_params.get("status", "all")
@@ -269,8 +392,10 @@ def create_app(client: ResearchClient, config: ConsoleConfig) -> Starlette:
             Route("/", home),
             Route("/runs", runs),
             Route("/runs/live", runs),
+            Route("/runs/events", runs_events),
             Route("/runs/{task_id}", run),
             Route("/runs/{task_id}/live", run),
+            Route("/runs/{task_id}/events", run_events),
             Route("/runs/{task_id}/report", report),
             Route("/runs/{task_id}/{action}", answer, methods=["POST"]),
             Route("/schedules", schedules),

@@ -4,8 +4,9 @@ Anyone who can reach the port could approve or cancel runs, and a page of any ot
 open in the same browser can send requests to 127.0.0.1, so:
 
 - Every request needs the random token `fte ui` printed (`?token=` once, then a cookie that
-  is HttpOnly and SameSite=Strict, or `Authorization: Bearer`). The URL with the token is
-  answered with a redirect to the same page without it, so it does not linger in history.
+  is HttpOnly and SameSite=Strict, and Secure over TLS, or `Authorization: Bearer`). The
+  URL with the token is answered with a redirect to the same page without it, so it does
+  not linger in history.
 - The Host header must name the address the console serves (or a loopback name for a
   loopback console): a DNS-rebinding page gets a 403 even with a cookie it cannot have.
 - A state-changing request (POST) also needs a CSRF token derived from the access token,
@@ -99,7 +100,9 @@ class TokenGate:
             # Trade the URL's token for a cookie and drop it from the address bar.
             rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
             location = scope["path"] + (f"?{rest}" if rest else "")
-            await _redirect_with_cookie(send, location, self.token)
+            await _redirect_with_cookie(
+                send, location, self.token, secure=scope.get("scheme") == "https"
+            )
             return
         cookie = SimpleCookie()
         try:
@@ -147,9 +150,11 @@ async def _refuse(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _redirect_with_cookie(send: Send, location: str, token: str) -> None:
+async def _redirect_with_cookie(send: Send, location: str, token: str, *, secure: bool) -> None:
     headers = MutableHeaders({"location": location, "content-length": "0"})
     cookie = f"{cookie_name(token)}={token}; Path=/; HttpOnly; SameSite=Strict"
+    if secure:  # served over TLS: the browser never sends the token over plain HTTP
+        cookie += "; Secure"
     headers.append("set-cookie", cookie)
     _harden(headers)
     await send({"type": "http.response.start", "status": 303, "headers": headers.raw})

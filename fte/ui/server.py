@@ -12,6 +12,7 @@ import contextlib
 import errno
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,9 +55,36 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, *, tls: bool = False) -> str:
     shown = "127.0.0.1" if host in _ALL_INTERFACES else host
-    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Load the certificate and key as the server will, before anything starts: a missing
+    file, an encrypted key or a key of another certificate is a one-line error."""
+    if cert is None:
+        if key is not None:
+            raise UsageError("--tls-key needs --tls-cert (the certificate it belongs to)")
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=_no_password
+        )
+    except FileNotFoundError as exc:
+        raise UsageError(f"--tls-cert/--tls-key: no such file: {exc.filename}") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise UsageError(
+            f"--tls-cert {cert}: cannot use it with {f'--tls-key {key}' if key else 'its key'} "
+            f"({reason}); give a PEM certificate and its unencrypted PEM key"
+        ) from None
+
+
+def _no_password() -> str:
+    # An encrypted key would make OpenSSL prompt on the terminal; refuse it instead.
+    raise ValueError("the key is encrypted")
 
 
 def scorecard_paths(settings: FteSettings) -> tuple[Path, Path]:
@@ -74,14 +102,19 @@ def run_ui(
     port: int,
     say: Callable[[str], None],
     show_url: Callable[[str], None],
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
+    check_tls_files(tls_cert, tls_key)
+    tls = tls_cert is not None
     sock = listen(host, port)
     port = sock.getsockname()[1]
     if host in _ALL_INTERFACES:
+        plain = " Plain HTTP: the token crosses the network unencrypted (see --tls-cert)."
         say(
             f"WARNING: --host {host or '0.0.0.0'} serves the console to every network this "
-            "machine is on; anyone with the token can approve, reject and cancel runs. "
-            "Plain HTTP: the token crosses the network unencrypted."
+            "machine is on; anyone with the token can approve, reject and cancel runs."
+            + ("" if tls else plain)
         )
     token = new_token()
     data_dir = settings.data_dir
@@ -102,14 +135,32 @@ def run_ui(
         dapr_runtime(data_dir) as endpoint,
         ResearchClient(endpoint) as client,
     ):
-        url = base_url(host, port)
+        url = base_url(host, port, tls=tls)
+
+        def closing() -> bool:
+            # Set by uvicorn's own signal handlers while it serves (and by ours before):
+            # open pages' event streams end, since uvicorn waits for every response.
+            return server.should_exit
+
         config = ConsoleConfig(
-            token=token, hosts=hosts, scorecard=scorecard, baseline=baseline, served=served
+            token=token,
+            hosts=hosts,
+            scorecard=scorecard,
+            baseline=baseline,
+            served=served,
+            closing=closing,
         )
         app = create_app(client, config)
         client.store.set_ui_address(url)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                ssl_certfile=tls_cert,
+                ssl_keyfile=tls_key,
+            )
         )
         # SIGTERM and Ctrl-C are the ways to stop it: both end it cleanly (exit 0), like serve.
         for stop in (signal.SIGTERM, signal.SIGINT):

@@ -6,12 +6,15 @@ import re
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
 from fte import artifacts
 from fte.contracts import ApprovalDecision, ModelEndpoint, RunConfig
 from fte.report import budget_stop_sentence, round_summary
 from fte.schedule.client import ScheduleClient, make_spec
+from fte.ui.app import STREAM_RETRY_MS
+from fte.ui.security import cookie_name
 from tests.support.console import Console
 
 QUERY = "How do durable timers fire after a restart?"
@@ -51,6 +54,8 @@ def test_runs_page_shows_a_new_run_live(page: Page, console: Console) -> None:
 def test_follow_a_run_live_to_completion(page: Page, console: Console) -> None:
     task_id = console.start(_id("follow"), QUERY, approve=True)
     console.wait_stage(task_id, "awaiting_approval")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{console.url}/runs/{task_id}")
     expect(page.locator("#run-status")).to_have_text("awaiting approval")
     _mark(page)
@@ -67,6 +72,36 @@ def test_follow_a_run_live_to_completion(page: Page, console: Console) -> None:
     expect(frame.locator("h1")).to_be_visible(timeout=LIVE)
     # Live updates stop once the run has finished.
     expect(page.locator("[data-live-url]")).to_have_attribute("data-finished", "1")
+    # They came over one event stream, which ended with the run: no fragment was polled,
+    # and the browser did not reconnect (it would after STREAM_RETRY_MS without `end`).
+    page.wait_for_timeout(STREAM_RETRY_MS + 1000)
+    assert [u for u in requested if u.endswith("/events")] == [
+        f"{console.url}/runs/{task_id}/events"
+    ]
+    assert not [u for u in requested if "/live" in u]
+
+
+def _stream(console: Console, path: str) -> httpx.Response:
+    cookies = {cookie_name(console.token): console.token}
+    with httpx.Client(base_url=console.url, cookies=cookies, timeout=30) as http:
+        return http.get(path)
+
+
+def test_a_finished_runs_event_stream_sends_its_page_once_and_ends(console: Console) -> None:
+    task_id = console.start(_id("stream"), QUERY)
+    console.client.wait(task_id, timeout_s=LIVE / 1000)
+    response = _stream(console, f"/runs/{task_id}/events")  # returns: the stream ended
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in response.text.split("\n\n") if block.strip()]
+    assert events[0] == f"retry: {STREAM_RETRY_MS}"
+    assert [block.split("\n", 1)[0] for block in events[1:]] == [
+        "event: fragment",
+        "event: end",
+    ]
+    fragment = "\n".join(line.removeprefix("data: ") for line in events[1].split("\n")[1:])
+    assert 'id="run-status"' in fragment and ">completed<" in fragment
+    assert _stream(console, "/runs/no-such-run/events").status_code == 404
 
 
 def test_approve_at_the_gate_and_see_it_continue(page: Page, console: Console) -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 import signal
+import ssl
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
+from fte.ui.app import STREAM_RETRY_MS
 from tests.cli.test_cli import SAMPLE_CORPUS, _env, fte
 from tests.support.processes import LoggedProcess, wait_for
 
 pytestmark = pytest.mark.engine
 
-_URL = re.compile(r"^(http://127\.0\.0\.1:\d+)/runs\?token=([A-Za-z0-9_-]+)$", re.MULTILINE)
+_URL = re.compile(r"^(https?://127\.0\.0\.1:\d+)/runs\?token=([A-Za-z0-9_-]+)$", re.MULTILINE)
 
 
 def _start_ui(tmp_path: Path, data: Path, *extra: str) -> tuple[LoggedProcess, str, str]:
@@ -72,8 +75,14 @@ def test_ui_answers_a_detached_run_and_stops_on_sigterm(tmp_path: Path) -> None:
             again = http.post("/runs/ui-gated/approve", data={"csrf": csrf[1]})
             assert again.status_code == 409
             assert "it already ended (completed)" in again.text
-        ui.proc.send_signal(signal.SIGTERM)
-        assert ui.proc.wait(timeout=60) == 0, ui.log()
+            # A page left open (the runs list's event stream never ends by itself) does not
+            # keep the console from stopping: its stream ends cleanly first.
+            with http.stream("GET", "/runs/events") as stream:
+                lines = stream.iter_lines()
+                assert next(lines) == f"retry: {STREAM_RETRY_MS}"
+                ui.proc.send_signal(signal.SIGTERM)
+                assert ui.proc.wait(timeout=60) == 0, ui.log()
+                assert "event: fragment" in list(lines)
     finally:
         ui.stop()
     assert "fte ui: stopped" in ui.log() and "Traceback" not in ui.log()
@@ -111,4 +120,58 @@ def test_ui_bad_input_is_one_line(tmp_path: Path, argv: list[str], message: str)
         f"fte: error: {result.stderr.split(': ', 2)[2].strip()}"
     ]
     assert message in result.stderr
+    assert not (tmp_path / "data" / "state.db").exists()
+
+
+def _tls_files(tmp_path: Path) -> tuple[trustme.CA, Path, Path]:
+    """A throwaway CA, and a certificate it issued for 127.0.0.1 with its key, as PEM files."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "console.pem", tmp_path / "console.key"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key.write_bytes(issued.private_key_pem.bytes())
+    return ca, cert, key
+
+
+def test_ui_serves_https_with_a_secure_cookie(tmp_path: Path) -> None:
+    ca, cert, key = _tls_files(tmp_path)
+    ui, base, token = _start_ui(
+        tmp_path, tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key)
+    )
+    try:
+        assert base.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        with httpx.Client(base_url=base, verify=trusting, timeout=30) as http:
+            traded = http.get(f"/runs?token={token}")
+            assert traded.status_code == 303
+            assert "; Secure" in traded.headers["set-cookie"]
+            page = http.get("/runs")
+            assert page.status_code == 200 and "<h1>Runs</h1>" in page.text
+        # The port speaks only TLS: a plain HTTP request gets no page (nor the token back).
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(base.replace("https://", "http://") + f"/runs?token={token}", timeout=10)
+        ui.proc.send_signal(signal.SIGINT)
+        assert ui.proc.wait(timeout=60) == 0, ui.log()
+    finally:
+        ui.stop()
+    assert "fte ui: stopped" in ui.log() and "Traceback" not in ui.log()
+
+
+def test_ui_unusable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
+    _, cert, key = _tls_files(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, _, other_key = _tls_files(other)  # the key of another certificate
+    cases = [
+        (["--tls-cert", str(tmp_path / "missing.pem")], "no such file"),
+        (["--tls-key", str(key)], "--tls-key needs --tls-cert"),
+        (["--tls-cert", str(cert), "--tls-key", str(other_key)], "cannot use it with --tls-key"),
+        (["--tls-cert", str(cert)], "cannot use it with its key"),
+    ]
+    for argv, message in cases:
+        result = fte("ui", *argv, "--data-dir", str(tmp_path / "data"))
+        assert result.returncode == 2, (argv, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("fte: error: ") and message in line, (argv, line)
     assert not (tmp_path / "data" / "state.db").exists()

@@ -103,6 +103,7 @@ def serve_console(data_dir: Path, corpus: Path, scorecard: Path) -> Iterator[Con
                     hosts=allowed_hosts("127.0.0.1", port),
                     scorecard=scorecard,
                     baseline=package_path("evals", "data") / "baseline.json",
+                    closing=lambda: server.should_exit,
                 ),
             )
             url = base_url("127.0.0.1", port)
@@ -117,8 +118,9 @@ def serve_console(data_dir: Path, corpus: Path, scorecard: Path) -> Iterator[Con
             try:
                 yield Console(url=url, token=token, client=client, corpus=corpus)
             finally:
-                server.should_exit = True
+                server.should_exit = True  # open pages' event streams end too
                 thread.join(timeout=10)
+                assert not thread.is_alive(), "the console did not stop"
                 sock.close()
     finally:
         stack.stop()

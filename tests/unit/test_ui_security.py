@@ -23,7 +23,7 @@ from fte import package_path
 from fte.artifacts import ArtifactStore
 from fte.client import ResearchClient
 from fte.errors import UsageError
-from fte.ui.app import ConsoleConfig, create_app
+from fte.ui.app import ConsoleConfig, create_app, sse_event
 from fte.ui.security import allowed_hosts, cookie_name, csrf_token
 from fte.ui.server import base_url, listen
 
@@ -65,7 +65,9 @@ def _signed_in(client: TestClient) -> TestClient:
         "/",
         "/runs",
         "/runs/live",
+        "/runs/events",
         "/runs/r1",
+        "/runs/r1/events",
         "/runs/r1/report",
         "/schedules",
         "/evals",
@@ -105,6 +107,23 @@ def test_the_token_url_sets_a_strict_cookie_and_drops_the_token(app_client: Test
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}={TOKEN};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never be sent back
+
+
+def test_over_tls_the_cookie_is_secure(app_client: TestClient) -> None:
+    secure = TestClient(app_client.app, base_url=f"https://{HOST}", follow_redirects=False)
+    response = secure.get("/runs", params={"token": TOKEN})
+    assert response.status_code == 303
+    assert "; Secure" in response.headers["set-cookie"]
+
+
+def test_an_event_is_framed_line_by_line() -> None:
+    assert sse_event("fragment", "<p>a</p>\n<p>b</p>") == (
+        "event: fragment\ndata: <p>a</p>\ndata: <p>b</p>\n\n"
+    )
+    # A bare carriage return also ends a line in an event stream: it must not end one early.
+    assert sse_event("fragment", "x\ry") == "event: fragment\ndata: x\ndata: y\n\n"
+    assert sse_event("end", "") == "event: end\ndata: \n\n"
 
 
 def test_cookie_or_bearer_lets_a_page_through(app_client: TestClient) -> None:
