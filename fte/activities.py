@@ -15,7 +15,7 @@ raised as `NonRetryableError`, which the engine never retries.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -43,9 +43,11 @@ from fte.contracts import (
     DeleteInput,
     FinalizeInput,
     FinalizeResult,
+    FindSourcesInput,
     Gathered,
     GatherInput,
     JudgeInput,
+    ModelEndpoint,
     Notice,
     ProposeAndSearchInput,
     SearchInput,
@@ -53,6 +55,7 @@ from fte.contracts import (
     SourceFinderResult,
     SourcesKept,
     StoreInput,
+    SubQuestion,
     TokenUsage,
 )
 from fte.errors import FteError, LLMTransientError
@@ -197,6 +200,13 @@ def _answer(
     ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask, raw: dict[str, Any]
 ) -> dict[str, Any]:
     """`agent`'s reply to `task` (as sent: `raw`), from the model once per scheduling."""
+    return _kept_or_asked(ctx, agent, task, raw)[0]
+
+
+def _kept_or_asked(
+    ctx: wf.WorkflowActivityContext, agent: AnyAgent, task: AgentTask, raw: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """`_answer`'s reply, and whether it was kept from an earlier delivery."""
     d = deps()
     # The engine delivers an activity at least once: again when its worker or sidecar
     # died after the model answered, or when the completion was lost on its way to a
@@ -205,10 +215,10 @@ def _answer(
     kept = d.store.get_document(memo)
     if kept is not None:
         log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
-        return dict(kept)
+        return dict(kept), True
     if task.sources_from is not None or task.from_store:
         task = task.model_copy(update={"inputs": stored_inputs.complete(d.store, task)})
-    return _ask_model(ctx, agent, task, memo)
+    return _ask_model(ctx, agent, task, memo), False
 
 
 def _ask_model(
@@ -257,13 +267,20 @@ def search_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> d
 
 
 def _store_candidates(inp: CandidatesInput) -> CandidatesFound:
-    found = _search(inp.search)
-    if inp.exclude_passage_ids:
-        known = set(inp.exclude_passage_ids)
-        fresh = [p for p in found.passages if p.passage_id not in known][: inp.keep_at_most]
-        found = found.model_copy(update={"passages": fresh})
+    found = _candidates(inp.search, inp.exclude_passage_ids, inp.keep_at_most)
     deps().store.put(inp.search.task_id, inp.name, found.model_dump(mode="json"))
     return CandidatesFound(count=len(found.passages), retrieved_at=found.retrieved_at)
+
+
+def _candidates(search: SearchInput, exclude: list[str], keep_at_most: int) -> SearchResult:
+    """The search's passages the run does not have yet (a gap round excludes its known
+    ones, then keeps as many as the first pass had)."""
+    found = _search(search)
+    if exclude:
+        known = set(exclude)
+        fresh = [p for p in found.passages if p.passage_id not in known][:keep_at_most]
+        found = found.model_copy(update={"passages": fresh})
+    return found
 
 
 @_permanent_failures_are_final
@@ -302,40 +319,102 @@ def judge_candidates(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> di
         if done is None:
             raise NonRetryableError(f"the search results {inp.candidates!r} are not stored")
         return _without_text(SourceFinderResult.model_validate(done))
-    found = SearchResult.model_validate(stored)
-    usage, kept, answer = inp.usage, [], None
-    if found.passages:  # nothing to judge, nothing to pay for
-        task = AgentTask(
-            task_id=inp.task_id,
-            agent=RELEVANCE.name,
-            model=inp.model,
-            endpoint=inp.endpoint,
-            inputs=RelevanceInput.of(question.text, found.passages, inp.keep).model_dump(
-                mode="json"
-            ),
+    found = SearchResult.model_validate(stored).model_copy(
+        update={"retrieved_at": inp.retrieved_at}
+    )
+    # The candidates' deletion in the same transaction as the result: a redelivery finds
+    # either the candidates or the result.
+    judgement = _Judgement(inp.task_id, question, inp.keep, inp.endpoint, inp.model)
+    return judgement.keep_relevant(ctx, raw, found, inp.usage, deleting=[inp.candidates])
+
+
+@dataclass
+class _Judgement:
+    """A source finder's relevance judgement: which found passages to keep, stored as the
+    sub-question's sources. The agent is shown the passages as the classic source finder
+    showed them (same passages, same order), so every version sends the same request."""
+
+    task_id: str
+    question: SubQuestion
+    keep: int
+    endpoint: ModelEndpoint
+    model: str
+
+    def keep_relevant(
+        self,
+        ctx: wf.WorkflowActivityContext,
+        raw: dict[str, Any],
+        found: SearchResult,
+        usage: TokenUsage,
+        *,
+        deleting: Sequence[str] = (),
+        may_be_kept: bool = True,
+    ) -> dict[str, Any]:
+        """Judge `found` (the activity's input `raw` keys the kept answer; `may_be_kept`:
+        an earlier delivery may have one) and store the result, in one transaction with the
+        answer and the deletion of the run's artifacts `deleting`. Returns `SourcesKept`."""
+        d = deps()
+        kept, answer = [], None
+        if found.passages:  # nothing to judge, nothing to pay for
+            task = AgentTask(
+                task_id=self.task_id,
+                agent=RELEVANCE.name,
+                model=self.model,
+                endpoint=self.endpoint,
+                inputs=RelevanceInput.of(self.question.text, found.passages, self.keep).model_dump(
+                    mode="json"
+                ),
+            )
+            memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
+            reply = d.store.get_document(memo) if may_be_kept else None
+            if reply is None:
+                reply, _ = _model_reply(ctx, RELEVANCE, task)
+                answer = (memo, reply)  # remembered with the kept passages, below
+            judged, judge_usage = RELEVANCE.reply(reply)
+            usage += judge_usage
+            by_id = {p.passage_id: p for p in found.passages}
+            # A kept answer from an earlier delivery names what that delivery's search found.
+            kept = [by_id[pid] for pid in judged.relevant_passage_ids if pid in by_id]
+        result = SourceFinderResult(
+            sub_question_id=self.question.id,
+            passages=kept,
+            retrieved_at=found.retrieved_at,
+            usage=usage,
         )
-        memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
-        reply = d.store.get_document(memo)
-        if reply is None:
-            reply, _ = _model_reply(ctx, RELEVANCE, task)
-            answer = (memo, reply)  # remembered with the kept passages, below
-        judged, judge_usage = RELEVANCE.reply(reply)
-        usage += judge_usage
-        by_id = {p.passage_id: p for p in found.passages}
-        kept = [by_id[passage_id] for passage_id in judged.relevant_passage_ids]
-    result = SourceFinderResult(
-        sub_question_id=question.id, passages=kept, retrieved_at=inp.retrieved_at, usage=usage
+        d.store.put_with(
+            self.task_id,
+            artifacts.sources_for(self.question.id),
+            result.model_dump(mode="json"),
+            answer=answer,
+            deleting=deleting,
+        )
+        return _without_text(result)
+
+
+@_permanent_failures_are_final
+def find_sources(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """Coordinator v5's source finder, whole: propose queries for the sub-question (the
+    model), search them, judge which passages are relevant (the model) and store those as
+    `sources.<q>`. Returns how many it kept (`SourcesKept`).
+
+    One activity where v4 scheduled two: two engine hops and a workflow turn fewer per
+    sub-question, and the candidates never leave the activity (no write, read and delete
+    of them). Each answer is kept the moment it comes, so a redelivered activity asks the
+    model neither again: the proposal's on its own, the judgement's with the result.
+    """
+    inp = FindSourcesInput.model_validate(raw)
+    task_id = inp.proposal.task_id
+    _log_attempt(ctx, "source_finder", task_id)
+    reply, reused = _kept_or_asked(ctx, QUERIES, inp.proposal, raw["proposal"])
+    queries, usage = QUERIES.reply(reply)
+    search = inp.search.model_copy(update={"queries": queries.queries})
+    found = _candidates(search, inp.exclude_passage_ids, inp.keep_at_most)
+    judgement = _Judgement(
+        task_id, inp.sub_question, inp.keep, inp.proposal.endpoint, inp.proposal.model
     )
-    # The kept passages, the answer that chose them and the candidates' deletion in one
-    # state transaction: a redelivery finds either the candidates or the result.
-    d.store.put_with(
-        inp.task_id,
-        artifacts.sources_for(question.id),
-        result.model_dump(mode="json"),
-        answer=answer,
-        deleting=[inp.candidates],
-    )
-    return _without_text(result)
+    # The judgement's answer is kept after the proposal's: when this delivery had to ask
+    # for the proposal, no earlier one got as far as a judgement (one read saved).
+    return judgement.keep_relevant(ctx, raw, found, usage, may_be_kept=reused)
 
 
 def _without_text(result: SourceFinderResult) -> dict[str, Any]:
@@ -545,6 +624,7 @@ def activities() -> dict[str, Callable[..., Any]]:
             names.SEARCH_CANDIDATES: search_candidates,
             names.PROPOSE_AND_SEARCH: propose_and_search,
             names.JUDGE_CANDIDATES: judge_candidates,
+            names.FIND_SOURCES: find_sources,
             names.GATHER_SOURCES: gather_sources,
             names.STORE_ARTIFACT: store_artifact,
             names.FINALIZE_REPORT: finalize_report,

@@ -520,6 +520,21 @@ class CandidatesProposed(CandidatesFound):
     usage: TokenUsage
 
 
+class FindSourcesInput(Contract):
+    """Coordinator v5's source finder is one activity: the query proposal (an agent task,
+    answered once), the search of the queries it proposes, and the relevance judgement of
+    the passages it finds (on the proposal's model), whose kept passages are stored."""
+
+    proposal: AgentTask
+    search: SearchInput = Field(description="Its `queries` are the proposal's.")
+    exclude_passage_ids: list[str] = Field(
+        default_factory=list, description="Passages the run already has: left out."
+    )
+    keep_at_most: int = Field(description="Candidates judged, after the exclusion.")
+    sub_question: SubQuestion
+    keep: int = Field(description="The most passages the judgement keeps.")
+
+
 class SourcesKept(Contract):
     """A lean source finder's result: how many passages it kept (stored as `sources.<q>`)."""
 

@@ -14,6 +14,8 @@ SOURCE_FINDER = "research.source_finder"
 SOURCE_FINDER_LEAN = "research.source_finder.lean"
 # Coordinator v4's: v2's, with the query proposal and the search as one activity.
 SOURCE_FINDER_PROPOSING = "research.source_finder.proposing"
+# Coordinator v5's: the query proposal, the search and the relevance judgement as one activity.
+SOURCE_FINDER_SINGLE = "research.source_finder.single"
 SPECIALIST_PREFIX = "research."
 SCHEDULE = "research.schedule"
 
@@ -28,6 +30,7 @@ SEARCH_SOURCES = "fte.search_sources"
 SEARCH_CANDIDATES = "fte.search_candidates"
 PROPOSE_AND_SEARCH = "fte.propose_and_search"
 JUDGE_CANDIDATES = "fte.judge_candidates"
+FIND_SOURCES = "fte.find_sources"
 GATHER_SOURCES = "fte.gather_sources"
 STORE_ARTIFACT = "fte.store_artifact"
 FINALIZE_REPORT = "fte.finalize_report"

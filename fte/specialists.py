@@ -18,6 +18,7 @@ from fte.contracts import (
     CandidatesFound,
     CandidatesInput,
     CandidatesProposed,
+    FindSourcesInput,
     JudgeInput,
     ProposeAndSearchInput,
     SearchInput,
@@ -153,6 +154,31 @@ def proposing_source_finder_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str,
         )
     )
     return (yield from _judge(ctx, inp, found, found.usage))
+
+
+def single_activity_source_finder_workflow(
+    ctx: wf.DaprWorkflowContext, raw: dict[str, Any]
+) -> Flow:
+    """The source finder of coordinator v5: v4's steps, query proposal, search and relevance
+    judgement, in one activity (`fte.find_sources`), so each sub-question costs the engine
+    two hops and a workflow turn less again. The model sees the same requests: the proposal
+    is built here as every source finder builds it, and the activity shows the judgement
+    the search's passages as v4's judgement does. Still its own workflow instance: its
+    retries and result are visible on their own, and the coordinator can terminate it."""
+    inp = SourceFinderInput.model_validate(raw)
+    kept = yield ctx.call_activity(
+        names.FIND_SOURCES,
+        input=FindSourcesInput(
+            proposal=_proposal(inp),
+            search=_search_input(inp, []),
+            exclude_passage_ids=inp.exclude_passage_ids,
+            keep_at_most=inp.candidates,
+            sub_question=inp.sub_question,
+            keep=inp.keep,
+        ),
+        retry_policy=LLM_RETRY,
+    )
+    return SourcesKept.model_validate(kept).model_dump(mode="json")
 
 
 def _candidates_input(inp: SourceFinderInput, queries: list[str]) -> CandidatesInput:

@@ -22,6 +22,7 @@ from fte.sources import cached_corpus
 from fte.specialists import (
     lean_source_finder_workflow,
     proposing_source_finder_workflow,
+    single_activity_source_finder_workflow,
     source_finder_workflow,
     specialist_workflow,
 )
@@ -40,6 +41,7 @@ def register(
     registry.workflow(names.SOURCE_FINDER, source_finder_workflow)
     registry.workflow(names.SOURCE_FINDER_LEAN, lean_source_finder_workflow)
     registry.workflow(names.SOURCE_FINDER_PROPOSING, proposing_source_finder_workflow)
+    registry.workflow(names.SOURCE_FINDER_SINGLE, single_activity_source_finder_workflow)
     for agent in SPECIALISTS:
         registry.workflow(names.specialist_workflow(agent.name), specialist_workflow)
     for name, activity in activities.activities().items():

@@ -14,7 +14,8 @@ partial artifacts in reverse order.
 - `stages.py`: the stages and compensation
 - `rounds.py`: v2's gap-filling rounds after the first pass, within the run's budget
   (v3 runs the same stages, with agents' inputs built from the run's artifacts; v4 with
-  source finders that propose their queries and search in one activity)
+  source finders that propose their queries and search in one activity; v5 with source
+  finders that do all their work in one activity)
 - `budget.py`: spend so far against the budget, and whether the next step fits
 """
 
@@ -134,6 +135,18 @@ def research_workflow_v4(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Fl
     return (yield from conduct(ctx, raw, pipeline_v4))
 
 
+def pipeline_v5(run: Run) -> Flow:
+    """v4's stages with source finders that do all their work in one activity
+    (`Run.single_activity_finders`)."""
+    run.single_activity_finders = True
+    return (yield from pipeline_v4(run))
+
+
+def research_workflow_v5(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
+    """Coordinator v5: v4, with one activity per sub-question."""
+    return (yield from conduct(ctx, raw, pipeline_v5))
+
+
 CoordinatorFn = Callable[[wf.DaprWorkflowContext, Any], Flow]
 
 # Every version of the coordinator that a run in flight may have started on. The engine
@@ -146,5 +159,6 @@ VERSIONS: Mapping[str, CoordinatorFn] = {
     "v2": research_workflow_v2,
     "v3": research_workflow_v3,
     "v4": research_workflow_v4,
+    "v5": research_workflow_v5,
 }
-LATEST = "v4"
+LATEST = "v5"

@@ -114,6 +114,8 @@ class Run:
         self.shared_checkin = False
         # Coordinator v4's source finders propose their queries and search in one activity.
         self.proposing = False
+        # Coordinator v5's do all their work (proposal, search, judgement) in one activity.
+        self.single_activity_finders = False
         self._checkin: Any = None
         # Set when the budget ended the research early; the run still completes.
         self.budget_note: str | None = None
@@ -153,6 +155,8 @@ class Run:
     @property
     def source_finder(self) -> str:
         """The child workflow that finds one sub-question's sources, in this version."""
+        if self.single_activity_finders:
+            return names.SOURCE_FINDER_SINGLE
         if self.proposing:
             return names.SOURCE_FINDER_PROPOSING
         return names.SOURCE_FINDER_LEAN if self.lean else names.SOURCE_FINDER

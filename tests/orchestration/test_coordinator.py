@@ -82,7 +82,7 @@ WRITER = names.specialist_workflow(writer.AGENT.name)
 SOURCE_FINDERS = ["r1.sources.q1", "r1.sources.q2", "r1.sources.q3"]
 # The latest coordinator's source finder keeps passages in the state store; an activity
 # numbers what the source finders kept.
-FINDER = names.SOURCE_FINDER_PROPOSING
+FINDER = names.SOURCE_FINDER_SINGLE
 GATHER = names.GATHER_SOURCES
 SPECIALISTS = ["r1.analyst", "r1.fact_checker", "r1.writer"]
 # Compensation deletes artifacts stage by stage, last stage first.
@@ -233,6 +233,7 @@ def finding(found: Mapping[str, list[str]]) -> dict[str, Responder]:
     return {
         FINDER: sources_from(found),
         GATHER: gather_from(found),
+        names.SOURCE_FINDER_PROPOSING: sources_from(found),  # v4's
         names.SOURCE_FINDER_LEAN: sources_from(found),  # v2's and v3's
         names.SOURCE_FINDER: classic_sources_from(found),
     }

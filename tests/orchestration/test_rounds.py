@@ -549,7 +549,7 @@ def test_a_v1_run_in_flight_finishes_on_v1_after_the_upgrade() -> None:
     assert progress(h).stage == "analysing"
 
     h.reregister(register)  # the upgraded worker: every version, the latest for new runs
-    assert VERSIONS.keys() == {"v1", "v2", "v3", "v4"} and LATEST == "v4"
+    assert VERSIONS.keys() == {"v1", "v2", "v3", "v4", "v5"} and LATEST == "v5"
     assert h.run_until_blocked(ROUNDS) == []
     assert outcome(h).status == "completed"
     assert REVIEWER not in work(h.issued)
@@ -582,6 +582,32 @@ def test_a_v2_run_in_flight_finishes_on_v2_after_the_upgrade_to_v3() -> None:
     assert final.checked_from is None and final.draft_from is None
     assert [c.claim.id for c in final.checked] == [f"C{i}" for i in range(1, 8)]
     assert h.replay() == h.raw_actions
+
+
+def test_a_v4_run_in_flight_keeps_v4s_source_finders_after_the_upgrade_to_v5() -> None:
+    def up_to_v4(registry: Registry) -> None:
+        before_v5 = {k: v for k, v in VERSIONS.items() if k != "v5"}
+        register(registry, coordinator_versions=before_v5, latest="v4")
+
+    h = WorkflowHarness(up_to_v4, names.COORDINATOR, instance_id=TASK)
+    h.start(config(depth=1))
+    h.run_until_blocked({k: v for k, v in ROUNDS.items() if k != ANALYST})
+    assert progress(h).stage == "analysing"
+
+    h.reregister(register)
+    assert h.run_until_blocked(ROUNDS) == []
+    assert outcome(h).status == "completed"
+    finders = {c.name for c in h.issued if isinstance(c, Child) and ".sources." in c.instance_id}
+    # The first pass's and round 1's (started after the upgrade) alike: v4's.
+    assert finders == {names.SOURCE_FINDER_PROPOSING}
+    assert any(".sources.g1." in c.instance_id for c in h.issued if isinstance(c, Child))
+    assert h.replay() == h.raw_actions
+
+    new = start(depth=1)
+    new.run_until_blocked(ROUNDS)
+    assert {
+        c.name for c in new.issued if isinstance(c, Child) and ".sources." in c.instance_id
+    } == {names.SOURCE_FINDER_SINGLE}
 
 
 def checked_of(final: FinalizeInput) -> list[CheckedClaim]:

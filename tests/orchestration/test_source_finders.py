@@ -1,4 +1,5 @@
-"""The lean source finders, step by step: v2/v3's and v4's (proposal and search in one)."""
+"""The lean source finders, step by step: v2/v3's, v4's (proposal and search in one) and
+v5's (proposal, search and judgement in one)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fte.contracts import (
     CandidatesFound,
     CandidatesInput,
     CandidatesProposed,
+    FindSourcesInput,
     JudgeInput,
     ModelEndpoint,
     ProposeAndSearchInput,
@@ -69,11 +71,19 @@ def judge(raw: Any) -> Any:
     ).model_dump(mode="json")
 
 
+def find_sources(raw: Any) -> Any:
+    inp = FindSourcesInput.model_validate(raw)
+    return SourcesKept(
+        sub_question_id=inp.sub_question.id, kept=2, usage=PROPOSAL_USAGE + JUDGE_USAGE
+    ).model_dump(mode="json")
+
+
 RESPONDERS = {
     names.agent_activity(QUERIES.name): queries,
     names.SEARCH_CANDIDATES: search,
     names.PROPOSE_AND_SEARCH: propose_and_search,
     names.JUDGE_CANDIDATES: judge,
+    names.FIND_SOURCES: find_sources,
 }
 
 
@@ -125,3 +135,31 @@ def test_v4s_finder_asks_and_searches_in_one_activity_what_v3s_asked_in_two(
     assert proposing.result.output == lean.result.output
     kept = SourcesKept.model_validate(proposing.result.output)
     assert kept.usage == PROPOSAL_USAGE + JUDGE_USAGE
+
+
+@pytest.mark.parametrize("exclude", [[], ["p1", "p9"]], ids=["first-pass", "gap-round"])
+def test_v5s_finder_hands_its_one_activity_what_v3s_three_were_given(
+    exclude: list[str],
+) -> None:
+    lean = run(names.SOURCE_FINDER_LEAN, exclude_passage_ids=exclude)
+    single = run(names.SOURCE_FINDER_SINGLE, exclude_passage_ids=exclude)
+
+    assert activities(single) == [names.FIND_SOURCES]
+    [whole] = inputs(single, names.FIND_SOURCES)
+    given = FindSourcesInput.model_validate(whole)
+    # The same proposal, under the same task...
+    [asked] = inputs(lean, names.agent_activity(QUERIES.name))
+    assert given.proposal == AgentTask.model_validate(asked)
+    # ...the same search, with the same exclusions and as many candidates...
+    [searched] = inputs(lean, names.SEARCH_CANDIDATES)
+    expected = CandidatesInput.model_validate(searched)
+    assert given.search == expected.search.model_copy(update={"queries": []})
+    assert given.exclude_passage_ids == expected.exclude_passage_ids == exclude
+    assert given.keep_at_most == expected.keep_at_most
+    # ...and the same judgement: its question, how many to keep, on the proposal's model.
+    [judged] = inputs(lean, names.JUDGE_CANDIDATES)
+    judging = JudgeInput.model_validate(judged)
+    assert (given.sub_question, given.keep) == (judging.sub_question, judging.keep)
+    assert (given.proposal.endpoint, given.proposal.model) == (judging.endpoint, judging.model)
+    assert isinstance(single.result, Completed) and isinstance(lean.result, Completed)
+    assert single.result.output == lean.result.output

@@ -40,7 +40,8 @@ QUESTIONS = [
 ]
 # Measured: 866,474 bytes when every passage went through workflow inputs and results,
 # 252,936 with passages in the state store (coordinator v2), 120,448 with claims, quotes
-# and the draft there too (v3), 113,806 with one activity fewer per source finder (v4).
+# and the draft there too (v3), 113,806 with one activity fewer per source finder (v4),
+# 105,214 with one activity per source finder (v5).
 # The scripted relevance judge keeps every candidate, so a run here has more sources than
 # the benchmark's (`make bench`: 87 KB, goal 100 KB).
 MAX_HISTORY_BYTES = 150_000
@@ -118,8 +119,9 @@ def test_a_runs_history_holds_keys_and_summaries_not_passages(
     assert hours["artifact"] is None and hours["answer"] == pytest.approx(1, abs=0.01)
     print(f"{stored} bytes of workflow state for one run")
     assert stored < MAX_HISTORY_BYTES, f"{stored} bytes of workflow state for one run"
-    # Coordinator v4's source finders propose their queries and search in one activity.
-    assert not [h[:80] for h in history if names.SEARCH_CANDIDATES.encode() in h]
-    assert sum(names.PROPOSE_AND_SEARCH.encode() in h for h in history) >= len(QUESTIONS)
-    # The lean source finders' search results are deleted once judged.
+    # Coordinator v5's source finders propose, search and judge in one activity.
+    one_step = (names.SEARCH_CANDIDATES, names.PROPOSE_AND_SEARCH, names.JUDGE_CANDIDATES)
+    assert not [h[:80] for h in history for step in one_step if step.encode() in h]
+    assert sum(names.FIND_SOURCES.encode() in h for h in history) >= len(QUESTIONS)
+    # No search result is stored for a later judgement (v2-v4 deleted theirs once judged).
     assert not [k for k in stored_artifact_keys(embedded_stack, task_id) if ":candidates." in k]

@@ -1,5 +1,6 @@
-"""Kill the worker process during the analyst stage; a new worker finishes the run
-without repeating the planner and source-finder LLM calls."""
+"""Kill the worker process during the analyst stage, or during the source finders'
+relevance judgements; a new worker finishes the run without repeating the LLM calls that
+had been answered."""
 
 from __future__ import annotations
 
@@ -94,6 +95,53 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
     }
     report = research_report_sources(endpoint, task_id)
     assert report, "the completed run has a report with sources"
+
+
+def test_sigkill_during_relevance_judgements_does_not_ask_for_the_queries_again(
+    private_stack: EmbeddedStack, corpus: Path, tmp_path: Path
+) -> None:
+    """A source finder is one activity (coordinator v5): its query proposal's answer is kept
+    when it comes, so the activity run again by a new worker asks only for the judgement."""
+    endpoint = private_stack.endpoint
+    assert endpoint is not None
+    llm = ScriptedLLM(SUB_QUESTIONS)
+    release = llm.hold(RELEVANCE)
+    with llm.serve() as llm_url, ResearchClient(endpoint) as research:
+        first = WorkerProcess(endpoint, llm_url, tmp_path / "worker-1.log")
+        second = None
+        try:
+            task_id = research.start(
+                RunConfig(
+                    query="How do durable workflows stay reliable?",
+                    corpus_dir=str(corpus),
+                    endpoint=ModelEndpoint(base_url=llm_url),
+                ),
+                "kill-during-relevance",
+            )
+            wait_for(lambda: llm.calls[RELEVANCE] == 4, "every lane's judgement to start", 120)
+            first.sigkill()
+            before = dict(llm.calls)
+
+            second = WorkerProcess(endpoint, llm_url, tmp_path / "worker-2.log")
+            release.set()
+            snap = research.wait(task_id, timeout_s=120)
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+    assert snap.end_state == "completed", (snap.failure, snap.progress)
+    assert before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4}
+    # The judgements died with the first worker and were asked again; the queries were not.
+    assert llm.calls == {
+        PLANNER: 1,
+        QUERIES: 4,
+        RELEVANCE: 8,
+        ANALYST: 1,
+        FACT_CHECK: 1,
+        WRITER: 1,
+    }
+    assert research_report_sources(endpoint, task_id)
 
 
 def research_report_sources(endpoint: RuntimeEndpoint, task_id: str) -> list[str]:
