@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fte.client import ResearchClient
+from fte.client import ResearchClient, Snapshot
 from fte.contracts import ModelEndpoint, RunConfig
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint
 from tests.pipeline.conftest import SUB_QUESTIONS, TEST_KEY
@@ -49,13 +51,30 @@ class WorkerProcess(LoggedProcess):
         )
 
 
-def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
-    private_stack: EmbeddedStack, corpus: Path, tmp_path: Path
-) -> None:
-    endpoint = private_stack.endpoint
+@dataclass
+class KilledMidCall:
+    """A run whose worker was killed while the model held `agent`'s calls, finished by a
+    second worker: the model's calls when the first died (`before`) and in all (`llm`)."""
+
+    before: dict[str, int]
+    llm: ScriptedLLM
+    snap: Snapshot
+    sources: list[str]
+
+
+def kill_during(
+    stack: EmbeddedStack,
+    corpus: Path,
+    tmp_path: Path,
+    agent: str,
+    held: Callable[[ScriptedLLM], bool],
+) -> KilledMidCall:
+    """Start a run on a worker process, SIGKILL it once `held(llm)` (with `agent`'s calls
+    held), start a second worker, release the calls and wait for the run."""
+    endpoint = stack.endpoint
     assert endpoint is not None
     llm = ScriptedLLM(SUB_QUESTIONS)
-    release = llm.hold(ANALYST)
+    release = llm.hold(agent)
     with llm.serve() as llm_url, ResearchClient(endpoint) as research:
         first = WorkerProcess(endpoint, llm_url, tmp_path / "worker-1.log")
         second = None
@@ -67,9 +86,9 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
                     # The run names its model server; the worker process serves that one.
                     endpoint=ModelEndpoint(base_url=llm_url),
                 ),
-                "kill-during-analyst",
+                f"kill-during-{agent}",
             )
-            assert llm.arrived[ANALYST].wait(timeout=120), "analyst stage never started"
+            wait_for(lambda: held(llm), f"{agent}'s calls to be held", 120)
             first.sigkill()
             before = dict(llm.calls)
 
@@ -80,12 +99,22 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
             first.stop()
             if second is not None:
                 second.stop()
+        sources = [s["id"] for s in research.report(task_id)["sources"]]
+    return KilledMidCall(before, llm, snap, sources)
 
-    assert snap.end_state == "completed", (snap.failure, snap.progress)
-    assert before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4, ANALYST: 1}
+
+def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
+    private_stack: EmbeddedStack, corpus: Path, tmp_path: Path
+) -> None:
+    run = kill_during(
+        private_stack, corpus, tmp_path, ANALYST, lambda llm: llm.arrived[ANALYST].is_set()
+    )
+
+    assert run.snap.end_state == "completed", (run.snap.failure, run.snap.progress)
+    assert run.before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4, ANALYST: 1}
     # Finished LLM calls were not redone; only the analyst call that died with the
     # first worker ran again.
-    assert llm.calls == {
+    assert run.llm.calls == {
         PLANNER: 1,
         QUERIES: 4,
         RELEVANCE: 4,
@@ -93,8 +122,7 @@ def test_sigkill_during_analyst_resumes_without_repeating_llm_calls(
         FACT_CHECK: 1,
         WRITER: 1,
     }
-    report = research_report_sources(endpoint, task_id)
-    assert report, "the completed run has a report with sources"
+    assert run.sources, "the completed run has a report with sources"
 
 
 def test_sigkill_during_relevance_judgements_does_not_ask_for_the_queries_again(
@@ -102,38 +130,14 @@ def test_sigkill_during_relevance_judgements_does_not_ask_for_the_queries_again(
 ) -> None:
     """A source finder is one activity (coordinator v5): its query proposal's answer is kept
     when it comes, so the activity run again by a new worker asks only for the judgement."""
-    endpoint = private_stack.endpoint
-    assert endpoint is not None
-    llm = ScriptedLLM(SUB_QUESTIONS)
-    release = llm.hold(RELEVANCE)
-    with llm.serve() as llm_url, ResearchClient(endpoint) as research:
-        first = WorkerProcess(endpoint, llm_url, tmp_path / "worker-1.log")
-        second = None
-        try:
-            task_id = research.start(
-                RunConfig(
-                    query="How do durable workflows stay reliable?",
-                    corpus_dir=str(corpus),
-                    endpoint=ModelEndpoint(base_url=llm_url),
-                ),
-                "kill-during-relevance",
-            )
-            wait_for(lambda: llm.calls[RELEVANCE] == 4, "every lane's judgement to start", 120)
-            first.sigkill()
-            before = dict(llm.calls)
+    run = kill_during(
+        private_stack, corpus, tmp_path, RELEVANCE, lambda llm: llm.calls[RELEVANCE] == 4
+    )
 
-            second = WorkerProcess(endpoint, llm_url, tmp_path / "worker-2.log")
-            release.set()
-            snap = research.wait(task_id, timeout_s=120)
-        finally:
-            first.stop()
-            if second is not None:
-                second.stop()
-
-    assert snap.end_state == "completed", (snap.failure, snap.progress)
-    assert before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4}
+    assert run.snap.end_state == "completed", (run.snap.failure, run.snap.progress)
+    assert run.before == {PLANNER: 1, QUERIES: 4, RELEVANCE: 4}
     # The judgements died with the first worker and were asked again; the queries were not.
-    assert llm.calls == {
+    assert run.llm.calls == {
         PLANNER: 1,
         QUERIES: 4,
         RELEVANCE: 8,
@@ -141,9 +145,4 @@ def test_sigkill_during_relevance_judgements_does_not_ask_for_the_queries_again(
         FACT_CHECK: 1,
         WRITER: 1,
     }
-    assert research_report_sources(endpoint, task_id)
-
-
-def research_report_sources(endpoint: RuntimeEndpoint, task_id: str) -> list[str]:
-    with ResearchClient(endpoint) as research:
-        return [s["id"] for s in research.report(task_id)["sources"]]
+    assert run.sources
