@@ -165,6 +165,64 @@ def test_web_source_ranks_fetched_passages_and_reports_refusals(
     assert "](" not in md(injected.text) and "[S99]" not in md(injected.text)
 
 
+ARTICLE_PAGE = (
+    "<html><head><title>Durable timers | Example Docs</title></head><body>"
+    "<header><nav><a href='/'>Home</a> <a href='/pricing'>Pricing</a> Sign in</nav></header>"
+    "<div class='sidebar'><ul><li><a href='/start'>Getting started</a></li>"
+    "<li><a href='/retries'>Retry policies</a></li></ul></div>"
+    "<main><article><h1>Durable timers</h1>"
+    "<p>Durable timers are stored by the scheduler and fire after a restart, because their "
+    "due time is persisted with the workflow.</p>"
+    "<h2>Missed timers</h2>"
+    "<p>A timer that was due while the process was down fires as soon as the worker "
+    "reconnects, which is what makes long waits safe.</p></article></main>"
+    "<div class='cookies'>We use cookies to improve your experience. Accept all cookies</div>"
+    "<footer><p>Copyright 2026 Example Corp. All rights reserved. Privacy | Terms</p></footer>"
+    "</body></html>"
+)
+
+
+def test_a_pages_passages_are_its_article_not_its_menus_and_footer() -> None:
+    page = FetchedPage(
+        url="https://docs.example/timers",
+        content_type="text/html",
+        text=ARTICLE_PAGE,
+        retrieved_at="2026-11-26T12:00:00+00:00",
+    )
+    passages = web.page_passages(page, "Timers")
+    text = "\n".join(p.text for p in passages)
+    assert "stored by the scheduler" in text and "fires as soon as the worker" in text
+    for boilerplate in ("Pricing", "Sign in", "Getting started", "cookies", "Copyright"):
+        assert boilerplate not in text, boilerplate
+    assert {p.title for p in passages} == {"Durable timers | Example Docs"}
+    # Headings still place each passage in the page.
+    assert "Durable timers › Missed timers" in [p.section for p in passages]
+
+
+def test_a_short_page_keeps_its_one_paragraph() -> None:
+    page = FetchedPage(
+        url="https://docs.example/tiny",
+        content_type="text/html",
+        text="<html><body><p>Timers fire after a restart.</p></body></html>",
+        retrieved_at="2026-11-26T12:00:00+00:00",
+    )
+    assert [p.text for p in web.page_passages(page, "Tiny")] == ["Timers fire after a restart."]
+
+
+def test_a_page_without_main_content_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trafilatura
+
+    monkeypatch.setattr(trafilatura, "extract", lambda *args, **kwargs: None)
+    page = FetchedPage(
+        url="https://docs.example/timers",
+        content_type="text/html",
+        text=ARTICLE_PAGE,
+        retrieved_at="2026-11-26T12:00:00+00:00",
+    )
+    text = "\n".join(p.text for p in web.page_passages(page, "Timers"))
+    assert "stored by the scheduler" in text and "Pricing" in text and "Copyright" in text
+
+
 def test_sources_from_a_cached_page_say_when_it_was_fetched_not_when_searched(
     client: httpx.Client, http_mock: respx.MockRouter
 ) -> None:
