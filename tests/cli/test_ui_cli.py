@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 from fte.ui.app import STREAM_RETRY_MS
 from tests.cli.test_cli import SAMPLE_CORPUS, _env, fte
@@ -163,7 +164,18 @@ def test_ui_unusable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     _, _, other_key = _tls_files(other)  # the key of another certificate
+    # The same key, encrypted: OpenSSL would prompt for its password on the terminal.
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     cases = [
+        (["--tls-cert", str(cert), "--tls-key", str(encrypted)], "the key is encrypted"),
         (["--tls-cert", str(tmp_path / "missing.pem")], "no such file"),
         (["--tls-key", str(key)], "--tls-key needs --tls-cert"),
         (["--tls-cert", str(cert), "--tls-key", str(other_key)], "cannot use it with --tls-key"),
