@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -444,6 +445,22 @@ def test_fingerprint_tracks_supported_files_only(tmp_path: Path) -> None:
 
     write(tmp_path, "new.txt", "more")
     assert corpus_fingerprint(tmp_path) not in (original, touched)
+
+
+def test_fingerprint_names_files_by_their_path_under_the_root(tmp_path: Path) -> None:
+    write(tmp_path, "guides/timers.md", "# Timers")
+    write(tmp_path, "guides/deep/retries.md", "# Retries")
+    before = corpus_fingerprint(tmp_path)
+    # A file moved to another directory (same name, size and time) is a different corpus.
+    (tmp_path / "guides" / "deep" / "retries.md").rename(tmp_path / "guides" / "retries.md")
+    assert corpus_fingerprint(tmp_path) != before
+    # The hash is of each file's relative POSIX path, size and time, in path order: corpus
+    # indexes on disk are keyed by it, so another format would rebuild every user's index.
+    expected = hashlib.sha256()
+    for relative in ("guides/retries.md", "guides/timers.md"):
+        status = (tmp_path / relative).stat()
+        expected.update(f"{relative}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    assert corpus_fingerprint(tmp_path) == expected.hexdigest()
 
 
 def test_fingerprint_of_missing_root_is_a_corpus_error(tmp_path: Path) -> None:
