@@ -52,8 +52,8 @@ from fte.contracts import (
     local_only,
 )
 from fte.errors import UsageError
-from fte.llm import LIMIT_FIELDS as LLM_LIMIT_FIELDS
-from fte.llm import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
+from fte.llm_config import LIMIT_FIELDS as LLM_LIMIT_FIELDS
+from fte.llm_config import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
 
 PROJECT_FILE = "fte.toml"
 CONFIG_ENV = "FTE_CONFIG"

@@ -20,12 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, cast
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from fte import http_limits
@@ -44,6 +43,10 @@ from fte.errors import (
     ModelUnavailableError,
 )
 from fte.lazy import lazy_import
+
+# Re-exported: LLMConfig is the client's configuration, and callers import it from here.
+from fte.llm_config import LLMConfig as LLMConfig
+from fte.llm_config import setting_name, url_credentials
 
 if TYPE_CHECKING:
     import ssl
@@ -67,54 +70,6 @@ log = structlog.get_logger(__name__)
 _PLACEHOLDER_API_KEY = "not-needed"
 _MAX_SERVER_MESSAGE_CHARS = 200
 _MAX_REPORTED_VALIDATION_ERRORS = 10
-
-
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-ByteCount = Annotated[int, Field(gt=0)]
-
-
-class LLMConfig(BaseModel):
-    """How to reach the model server and how patient to be with it inside one call."""
-
-    model_config = ConfigDict(frozen=True)
-
-    api_key: SecretStr | None = None
-    base_url: str | None = None
-    timeout_s: float = 60
-    """Longest wait for any one socket operation (httpx's per-read timeout)."""
-    max_http_attempts: int = 3
-    backoff_base_s: float = 0.5
-    # The limits below are settings (`llm_<name>`, `FTE_LLM_<NAME>`); see `LIMIT_FIELDS`.
-    request_deadline_s: Seconds = 300
-    """Longest one HTTP request may take in total, body included: a server trickling bytes
-    resets the read timeout with each one, never this."""
-    attempt_deadline_s: Seconds = 600
-    """Longest one model call (one activity attempt) may take: every HTTP attempt, every
-    wait between them and the repair call."""
-    max_retry_after_s: Seconds = 30
-    """Longest wait between HTTP attempts; a server asking for more (Retry-After) fails the
-    attempt at once, and the workflow's retry policy decides what happens next."""
-    max_response_bytes: ByteCount = 1_000_000
-    """Largest answer accepted. Agent results travel in gRPC messages of at most 4 MB."""
-    max_concurrent_requests: Annotated[int, Field(gt=0, le=1024)] = 16
-    """Most requests one worker has in flight to the model server at once. Providers
-    rate-limit by concurrency and tokens per minute; a run fans out one source finder per
-    sub-question, and several runs may share a worker. Further calls wait their turn, and
-    the wait counts against the attempt deadline."""
-
-
-# The LLMConfig fields that are also user settings, as `llm_<name>` / `FTE_LLM_<NAME>`.
-LIMIT_FIELDS = (
-    "request_deadline_s",
-    "attempt_deadline_s",
-    "max_retry_after_s",
-    "max_response_bytes",
-    "max_concurrent_requests",
-)
-
-
-def _setting(field: str) -> str:
-    return f"FTE_LLM_{field.upper()}"
 
 
 class LLMResult(BaseModel, Generic[T]):
@@ -210,29 +165,6 @@ def without_credentials(url: str | None) -> str | None:
         return None
     parsed = httpx.URL(url)
     return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
-
-
-def url_credentials(url: str | None) -> list[str]:
-    """The secret in a URL's userinfo (its password, or a user name standing alone, which is
-    how gateways take a token), as written and percent-decoded."""
-    if not url:
-        return []
-    parts = urlsplit(url)
-    secret = parts.password if parts.password is not None else parts.username
-    if not secret:
-        return []
-    return list(dict.fromkeys([secret, unquote(secret)]))
-
-
-def mask_url(url: str) -> str:
-    """`url` with the secret of its userinfo replaced by `****` (the user name stays)."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    masked = f"{user}:****" if colon else "****"
-    return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
 
 
 class ModelRouter:
@@ -495,12 +427,12 @@ class LLMClient:
                 gave_up = (
                     f"the server asked to wait {wait:g} s before retrying, more than the "
                     f"{config.max_retry_after_s:g} s an attempt waits "
-                    f"({_setting('max_retry_after_s')})"
+                    f"({setting_name('max_retry_after_s')})"
                 )
             elif time.monotonic() + wait >= ends_at:
                 gave_up = (
                     f"waiting {wait:g} s more would pass the attempt deadline "
-                    f"({config.attempt_deadline_s:g} s, {_setting('attempt_deadline_s')})"
+                    f"({config.attempt_deadline_s:g} s, {setting_name('attempt_deadline_s')})"
                 )
             return gave_up is not None
 
@@ -527,7 +459,7 @@ class LLMClient:
         except http_limits.ResponseTooLarge as exc:
             raise LLMResponseTooLargeError(
                 f"{agent}: the model server's answer for '{model}' is larger than "
-                f"{exc.limit:,} bytes ({_setting('max_response_bytes')}); refused without "
+                f"{exc.limit:,} bytes ({setting_name('max_response_bytes')}); refused without "
                 "retrying, since the same request would get the same answer",
                 agent=agent,
                 model=model,
@@ -537,7 +469,7 @@ class LLMClient:
         except http_limits.DeadlineExceeded as exc:
             raise LLMDeadlineError(
                 f"{agent}: no complete answer from the model server for '{model}' within "
-                f"{getattr(config, deadline_hit):g} s ({_setting(deadline_hit)}) after "
+                f"{getattr(config, deadline_hit):g} s ({setting_name(deadline_hit)}) after "
                 f"{attempts} HTTP "
                 "attempts; the server stalled or trickled its answer, the workflow will retry",
                 agent=agent,

@@ -14,9 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from fte import names
 from fte.config import FteSettings
@@ -31,8 +29,12 @@ from fte.contracts import (
     SourceKind,
 )
 from fte.errors import UnknownTaskError, UsageError
-from fte.llm import LLMConfig, without_credentials
+from fte.llm_config import LLMConfig
 from fte.pricing import PRICES_ENV, load_prices, price_of
+
+if TYPE_CHECKING:
+    # Not at run time: commands that only validate (`fte status <id>`) need neither.
+    import httpx
 
 # \A...\Z, not ^...$: `$` also matches before a trailing newline, so "x\n" would pass.
 TASK_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
@@ -104,6 +106,8 @@ def validate_corpus(corpus: Path) -> Path:
 def validate_sources(sources: list[SourceKind]) -> list[SourceKind]:
     """Web research needs a search API configured: say so before the run, not in its search."""
     if "web" in sources:
+        import httpx
+
         from fte.web import search_api_from_env
 
         with httpx.Client() as client:  # only to build the API object; nothing is sent
@@ -123,6 +127,8 @@ class ModelChoice:
         """What a run records as its model server (no credentials)."""
         if self.offline:
             return ModelEndpoint(offline=True)
+        from fte.llm import without_credentials
+
         return ModelEndpoint(base_url=without_credentials(self.config.base_url))
 
 

@@ -81,3 +81,29 @@ def test_idle_directory_with_runs_refuses_unknown_ids_without_starting(tmp_path:
     known = fte("status", "known-run", "--data-dir", str(data_dir))
     assert known.returncode == 4, known.stderr
     assert daprd_log.stat().st_mtime_ns != before
+
+
+# What a read-only command must not import: the model client, the Dapr SDK, gRPC. They are
+# most of a command's start-up time (README "Performance": `fte status <unknown>`).
+_HEAVY = ("openai", "httpx", "tenacity", "dapr", "grpc", "aiohttp")
+
+
+@pytest.mark.parametrize(
+    "args", [["status", "nosuch"], ["list"]], ids=["status-unknown", "list-empty"]
+)
+def test_idle_reads_import_no_client_library(tmp_path: Path, args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fte", *args, "--data-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "fte" in imported, result.stderr[-2000:]
+    assert sorted(imported & set(_HEAVY)) == []
