@@ -152,12 +152,17 @@ def test_two_rounds_find_check_and_report_what_the_first_pass_missed(
     assert any(k.endswith(":review.round1") for k in keys)
 
 
+def priced_alike() -> ScriptedLLM:
+    """The scripted model, every reply reporting CALL_TOKENS: a budget counts in calls."""
+    llm = scripted()
+    llm.usage = lambda agent, prompt, content: CALL_TOKENS
+    return llm
+
+
 def test_budget_ends_the_research_and_the_run_completes_with_a_report(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
-    llm = scripted()
-    llm.usage = lambda agent, prompt, content: CALL_TOKENS
-    install(mock_llm, llm)
+    llm = install(mock_llm, priced_alike())
     per_call = sum(CALL_TOKENS)
     # First pass: planner, 4 x (queries + relevance), analyst, fact checker = 11 calls.
     # Round 1 fits its reviewer, then its one gap's search, analysis, fact check and the
@@ -327,9 +332,7 @@ def test_steps_the_budget_cannot_pay_for_are_written_by_the_offline_model(
 def test_a_budget_too_small_for_a_paid_search_searches_offline_and_completes(
     research: ResearchClient, mock_llm: respx.MockRouter, corpus: Path
 ) -> None:
-    llm = scripted()
-    llm.usage = lambda agent, prompt, content: CALL_TOKENS
-    install(mock_llm, llm)
+    llm = install(mock_llm, priced_alike())
     per_call = sum(CALL_TOKENS)
     # After the planner, one paid search (2 calls) and the report's 3 calls would pass the
     # budget; the analysis, fact check and writing on their own fit.
