@@ -212,12 +212,18 @@ def _kept_or_asked(
     # died after the model answered, or when the completion was lost on its way to a
     # workflow whose sidecar died. The answer is kept, so the model is asked once.
     memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
-    kept = d.store.get_document(memo)
+    # The answer and the artifacts the input is built from in one round trip: on a first
+    # delivery (nearly every one) both are needed.
+    names = stored_inputs.needed(task)
+    keys = [memo, *(artifacts.artifact_key(task.task_id, name) for name in names)]
+    kept, *documents = d.store.get_documents(keys)
     if kept is not None:
         log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
         return dict(kept), True
     if task.sources_from is not None or task.from_store:
-        task = task.model_copy(update={"inputs": stored_inputs.complete(d.store, task)})
+        read = dict(zip(names, documents, strict=True))
+        stored = stored_inputs.Prefetched(d.store, task.task_id, read)
+        task = task.model_copy(update={"inputs": stored_inputs.complete(stored, task)})
     return _ask_model(ctx, agent, task, memo), False
 
 

@@ -196,9 +196,14 @@ class ArtifactStore:
     def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]:
         """Several of a run's artifacts in the order named (None for one not stored), in one
         round trip to the sidecar: gathering sources reads one result per sub-question."""
-        if not names:
+        return self.get_documents([artifact_key(task_id, name) for name in names])
+
+    def get_documents(self, keys: Sequence[str]) -> list[Any | None]:
+        """The JSON documents stored under `keys`, in that order (None for one not stored),
+        in one round trip: artifacts and a kept model answer together, say."""
+        if not keys:
             return []
-        keys = [artifact_key(task_id, name) for name in names]
+        keys = list(keys)
         response = self._client.get_bulk_state(
             STORE_NAME, keys, parallelism=min(len(keys), _BULK_READ_PARALLELISM)
         )

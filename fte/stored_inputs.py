@@ -19,7 +19,7 @@ find it either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from fte.agents import analyst, fact_checker, writer
@@ -70,6 +70,30 @@ def stored_notes(store: ArtifactReader, task_id: str, names: list[str]) -> list[
         for document in _documents(store, task_id, names, "notes")
         for c in document["claims"]
     ]
+
+
+def needed(task: AgentTask) -> list[str]:
+    """The artifacts `complete` reads for `task` (none if its input is all in the task)."""
+    if task.sources_from is None and not task.from_store:
+        return []
+    return [*(task.sources_from or []), *((task.claims_from or []) if task.from_store else [])]
+
+
+class Prefetched:
+    """An `ArtifactReader` over a run's artifacts read ahead of time (one bulk read with
+    the agent's kept answer); anything else is read from `store`."""
+
+    def __init__(
+        self, store: ArtifactReader, task_id: str, documents: Mapping[str, Any | None]
+    ) -> None:
+        self._store = store
+        self._task_id = task_id
+        self._documents = documents
+
+    def get_many(self, task_id: str, names: Sequence[str]) -> list[Any | None]:
+        if task_id == self._task_id and all(name in self._documents for name in names):
+            return [self._documents[name] for name in names]
+        return self._store.get_many(task_id, names)
 
 
 def complete(store: ArtifactReader, task: AgentTask) -> dict[str, Any]:

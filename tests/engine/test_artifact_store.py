@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from fte import stored_inputs
-from fte.artifacts import ArtifactStore
+from fte.artifacts import ArtifactStore, artifact_key
 from fte.dapr_clients import close_dapr_client, dapr_client
 from fte.dapr_stack import RuntimeEndpoint
 
@@ -76,3 +76,27 @@ def test_a_write_after_compensation_began_takes_itself_back(
         assert store.get_many(instance_id, ["sources.q1"]) == [None]
     finally:
         store.forget_compensated(instance_id)
+
+
+def test_an_agents_answer_and_its_input_artifacts_are_read_together(
+    store: ArtifactStore, instance_id: str
+) -> None:
+    store.put(instance_id, "sources", {"sources": []})
+    store.put_document(f"test-answer:{instance_id}", {"result": {}, "usage": {}})
+    keys = [
+        f"test-answer:{instance_id}",
+        artifact_key(instance_id, "sources"),
+        artifact_key(instance_id, "notes"),
+    ]
+    assert store.get_documents(keys) == [{"result": {}, "usage": {}}, {"sources": []}, None]
+    assert store.get_documents([]) == []
+
+    # What was read ahead is answered from memory; anything else from the store.
+    ahead = stored_inputs.Prefetched(store, instance_id, {"sources": {"sources": ["ahead"]}})
+    store.put(instance_id, "notes", {"claims": []})
+    assert ahead.get_many(instance_id, ["sources"]) == [{"sources": ["ahead"]}]
+    assert ahead.get_many(instance_id, ["sources", "notes"]) == [
+        {"sources": []},
+        {"claims": []},
+    ]
+    assert ahead.get_many(f"{instance_id}-other", ["sources"]) == [None]
