@@ -485,7 +485,19 @@ def _search(inp: SearchInput) -> SearchResult:
 @_permanent_failures_are_final
 def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]:
     inp = FinalizeInput.model_validate(raw)
-    store = deps().store
+    # Every artifact the report is made from, and the refused web pages, in one round trip.
+    names = [
+        *(inp.sources_from or []),
+        *(inp.checked_from or []),
+        *([inp.draft_from] if inp.draft_from is not None else []),
+    ]
+    keys = [
+        artifacts.web_refusals_key(inp.task_id),
+        *(artifacts.artifact_key(inp.task_id, name) for name in names),
+    ]
+    refusals, *documents = deps().store.get_documents(keys)
+    read = dict(zip(names, documents, strict=True))
+    store = stored_inputs.Prefetched(deps().store, inp.task_id, read)
     if inp.sources_from is not None:
         sources = stored_inputs.stored_sources(store, inp.task_id, inp.sources_from)
         inp = inp.model_copy(update={"sources": sources})
@@ -493,7 +505,7 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         checked = stored_inputs.stored_checks(store, inp.task_id, inp.checked_from)
         inp = inp.model_copy(update={"checked": checked})
     if inp.draft_from is not None:
-        draft_document = store.get(inp.task_id, inp.draft_from)
+        [draft_document] = store.get_many(inp.task_id, [inp.draft_from])
         if draft_document is None:
             raise stored_inputs.MissingArtifact(f"the run's draft {inp.draft_from!r} is not stored")
         inp = inp.model_copy(update={"draft": draft_document})
@@ -530,7 +542,7 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         spend=inp.spend,
         refused_pages=[
             RefusedPage(url=url, reason=reason)
-            for url, reason in sorted(deps().store.web_refusals(inp.task_id).items())
+            for url, reason in sorted(artifacts.refused_pages(refusals).items())
         ],
     )
     if inp.compare_with is not None:

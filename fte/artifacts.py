@@ -143,6 +143,13 @@ def web_refusals_key(task_id: str) -> str:
     return f"{WEB_REFUSALS_PREFIX}:{task_id}"
 
 
+def refused_pages(document: Any | None) -> dict[str, str]:
+    """URL -> reason of the web pages a run's searches refused, from the document stored
+    under `web_refusals_key` (None: none refused)."""
+    refused: dict[str, str] = document["refused"] if document else {}
+    return refused
+
+
 def run_artifact_stages(sub_question_ids: Sequence[str]) -> list[list[str]]:
     """Every artifact a run can write, grouped by stage, in the order the pipeline writes them."""
     return [
@@ -321,8 +328,7 @@ class ArtifactStore:
 
     def web_refusals(self, task_id: str) -> dict[str, str]:
         data = self._client.get_state(STORE_NAME, web_refusals_key(task_id)).data
-        refused: dict[str, str] = json.loads(data)["refused"] if data else {}
-        return refused
+        return refused_pages(json.loads(data) if data else None)
 
     def delete_web_refusals(self, task_id: str) -> None:
         self._client.delete_state(STORE_NAME, web_refusals_key(task_id))
