@@ -214,15 +214,13 @@ def _kept_or_asked(
     memo = answer_key(ctx.workflow_id, _execution(ctx), raw)
     # The answer and the artifacts the input is built from in one round trip: on a first
     # delivery (nearly every one) both are needed.
-    names = stored_inputs.needed(task)
-    keys = [memo, *(artifacts.artifact_key(task.task_id, name) for name in names)]
-    kept, *documents = d.store.get_documents(keys)
+    [kept], stored = stored_inputs.read_ahead(
+        d.store, task.task_id, stored_inputs.needed(task), with_keys=[memo]
+    )
     if kept is not None:
         log.info("agent.answer_reused", agent=agent.name, task_id=task.task_id)
         return dict(kept), True
     if task.sources_from is not None or task.from_store:
-        read = dict(zip(names, documents, strict=True))
-        stored = stored_inputs.Prefetched(d.store, task.task_id, read)
         task = task.model_copy(update={"inputs": stored_inputs.complete(stored, task)})
     return _ask_model(ctx, agent, task, memo), False
 
@@ -491,13 +489,9 @@ def finalize_report(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dic
         *(inp.checked_from or []),
         *([inp.draft_from] if inp.draft_from is not None else []),
     ]
-    keys = [
-        artifacts.web_refusals_key(inp.task_id),
-        *(artifacts.artifact_key(inp.task_id, name) for name in names),
-    ]
-    refusals, *documents = deps().store.get_documents(keys)
-    read = dict(zip(names, documents, strict=True))
-    store = stored_inputs.Prefetched(deps().store, inp.task_id, read)
+    [refusals], store = stored_inputs.read_ahead(
+        deps().store, inp.task_id, names, with_keys=[artifacts.web_refusals_key(inp.task_id)]
+    )
     if inp.sources_from is not None:
         sources = stored_inputs.stored_sources(store, inp.task_id, inp.sources_from)
         inp = inp.model_copy(update={"sources": sources})

@@ -208,10 +208,10 @@ def page_sections(text: str, content_type: str) -> tuple[str | None, list[Sectio
     kind = suffix.get(content_type, ".txt")
     main = _main_content(text) if kind == ".html" else None
     if main is not None:
-        page_title = _html_title(LexborHTMLParser(text)) or _markdown_title(main)
-        sections = _markdown_sections(main, page_title)
-        return page_title, [section for section in sections if section.text.strip()]
-    title, _, sections = _text_sections(text, kind)
+        title = _html_title(LexborHTMLParser(text)) or _markdown_title(main)
+        sections = _markdown_sections(main, title)
+    else:
+        title, _, sections = _text_sections(text, kind)
     return title, [section for section in sections if section.text.strip()]
 
 

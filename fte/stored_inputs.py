@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from fte.agents import analyst, fact_checker, writer
+from fte.artifacts import artifact_key
 from fte.contracts import AgentTask, CheckedClaim, Claim, QuotedSource, Source
 from fte.errors import FteError
 
@@ -77,6 +78,23 @@ def needed(task: AgentTask) -> list[str]:
     if task.sources_from is None and not task.from_store:
         return []
     return [*(task.sources_from or []), *((task.claims_from or []) if task.from_store else [])]
+
+
+class BulkReader(ArtifactReader, Protocol):
+    """`ArtifactReader` that also reads any keys at once (`ArtifactStore.get_documents`)."""
+
+    def get_documents(self, keys: Sequence[str]) -> list[Any | None]: ...
+
+
+def read_ahead(
+    store: BulkReader, task_id: str, names: Sequence[str], *, with_keys: Sequence[str] = ()
+) -> tuple[list[Any | None], Prefetched]:
+    """The documents under `with_keys`, and a reader holding the run's artifacts `names`,
+    all read in one round trip."""
+    keys = [*with_keys, *(artifact_key(task_id, name) for name in names)]
+    documents = store.get_documents(keys)
+    extra, artifacts = documents[: len(with_keys)], documents[len(with_keys) :]
+    return extra, Prefetched(store, task_id, dict(zip(names, artifacts, strict=True)))
 
 
 class Prefetched:

@@ -47,6 +47,7 @@ REPORT_CSP = (
     "frame-ancestors 'self'"
 )
 _RUN_ACTIONS = ("approve", "edit", "reject", "cancel")
+_SCHEDULE_ACTIONS = ("pause", "resume", "trigger")
 # A page's event stream renders its fragment this often (as often as the page used to
 # re-fetch it: a run's page reads several things from the engine and the state store, the
 # runs list every run) and sends it when it changed.
@@ -59,8 +60,6 @@ STREAM_LOOK_S = 0.25
 STREAM_KEEPALIVE_S = 15.0
 # How long a browser waits before it reconnects a stream that broke (milliseconds).
 STREAM_RETRY_MS = 2000
-
-_SCHEDULE_ACTIONS = ("pause", "resume", "trigger")
 
 Served = Callable[[], contextlib.AbstractContextManager[None]]
 

@@ -91,12 +91,16 @@ def test_an_agents_answer_and_its_input_artifacts_are_read_together(
     assert store.get_documents(keys) == [{"result": {}, "usage": {}}, {"sources": []}, None]
     assert store.get_documents([]) == []
 
-    # What was read ahead is answered from memory; anything else from the store.
-    ahead = stored_inputs.Prefetched(store, instance_id, {"sources": {"sources": ["ahead"]}})
+    # What was read ahead is answered as it was read; anything else from the store.
+    [answer], ahead = stored_inputs.read_ahead(
+        store, instance_id, ["sources"], with_keys=[f"test-answer:{instance_id}"]
+    )
+    assert answer == {"result": {}, "usage": {}}
+    store.put(instance_id, "sources", {"sources": ["written since"]})
     store.put(instance_id, "notes", {"claims": []})
-    assert ahead.get_many(instance_id, ["sources"]) == [{"sources": ["ahead"]}]
+    assert ahead.get_many(instance_id, ["sources"]) == [{"sources": []}]
     assert ahead.get_many(instance_id, ["sources", "notes"]) == [
-        {"sources": []},
+        {"sources": ["written since"]},
         {"claims": []},
     ]
     assert ahead.get_many(f"{instance_id}-other", ["sources"]) == [None]

@@ -103,28 +103,32 @@ def inputs(h: WorkflowHarness, name: str) -> list[Any]:
     return [a.input for a in h.issued if isinstance(a, Activity) and a.name == name]
 
 
-@pytest.mark.parametrize("exclude", [[], ["p1", "p9"]], ids=["first-pass", "gap-round"])
-def test_v4s_finder_asks_and_searches_in_one_activity_what_v3s_asked_in_two(
-    exclude: list[str],
-) -> None:
+def v3_steps(exclude: list[str]) -> tuple[WorkflowHarness, AgentTask, CandidatesInput]:
+    """v2/v3's finder, the reference: its run, the proposal it asked and the search it ran."""
     lean = run(names.SOURCE_FINDER_LEAN, exclude_passage_ids=exclude)
-    proposing = run(names.SOURCE_FINDER_PROPOSING, exclude_passage_ids=exclude)
-
     assert activities(lean) == [
         names.agent_activity(QUERIES.name),
         names.SEARCH_CANDIDATES,
         names.JUDGE_CANDIDATES,
     ]
+    [asked] = inputs(lean, names.agent_activity(QUERIES.name))
+    [searched] = inputs(lean, names.SEARCH_CANDIDATES)
+    return lean, AgentTask.model_validate(asked), CandidatesInput.model_validate(searched)
+
+
+@pytest.mark.parametrize("exclude", [[], ["p1", "p9"]], ids=["first-pass", "gap-round"])
+def test_v4s_finder_asks_and_searches_in_one_activity_what_v3s_asked_in_two(
+    exclude: list[str],
+) -> None:
+    lean, asked, expected = v3_steps(exclude)
+    proposing = run(names.SOURCE_FINDER_PROPOSING, exclude_passage_ids=exclude)
     assert activities(proposing) == [names.PROPOSE_AND_SEARCH, names.JUDGE_CANDIDATES]
 
     [combined] = inputs(proposing, names.PROPOSE_AND_SEARCH)
     combined_input = ProposeAndSearchInput.model_validate(combined)
     # The model is asked the same question, under the same task...
-    [asked] = inputs(lean, names.agent_activity(QUERIES.name))
-    assert combined_input.proposal == AgentTask.model_validate(asked)
+    assert combined_input.proposal == asked
     # ...and the same search runs on what it proposes (filled in by the activity).
-    [searched] = inputs(lean, names.SEARCH_CANDIDATES)
-    expected = CandidatesInput.model_validate(searched)
     assert combined_input.search == expected.model_copy(
         update={"search": expected.search.model_copy(update={"queries": []})}
     )
@@ -141,18 +145,15 @@ def test_v4s_finder_asks_and_searches_in_one_activity_what_v3s_asked_in_two(
 def test_v5s_finder_hands_its_one_activity_what_v3s_three_were_given(
     exclude: list[str],
 ) -> None:
-    lean = run(names.SOURCE_FINDER_LEAN, exclude_passage_ids=exclude)
+    lean, asked, expected = v3_steps(exclude)
     single = run(names.SOURCE_FINDER_SINGLE, exclude_passage_ids=exclude)
-
     assert activities(single) == [names.FIND_SOURCES]
+
     [whole] = inputs(single, names.FIND_SOURCES)
     given = FindSourcesInput.model_validate(whole)
     # The same proposal, under the same task...
-    [asked] = inputs(lean, names.agent_activity(QUERIES.name))
-    assert given.proposal == AgentTask.model_validate(asked)
+    assert given.proposal == asked
     # ...the same search, with the same exclusions and as many candidates...
-    [searched] = inputs(lean, names.SEARCH_CANDIDATES)
-    expected = CandidatesInput.model_validate(searched)
     assert given.search == expected.search.model_copy(update={"queries": []})
     assert given.exclude_passage_ids == expected.exclude_passage_ids == exclude
     assert given.keep_at_most == expected.keep_at_most
