@@ -477,6 +477,14 @@ def main() -> int:
     # PYTHONDONTWRITEBYTECODE is set), which a wheel install, compiled by pip, never pays.
     for package in ("fte", "agents"):  # fte/agents links to agents/, which compileall skips
         compileall.compile_dir(ROOT / package, quiet=1)
+    # Every stack measured here writes its data (state store, the scheduler's etcd WAL
+    # segments of 64 MB each) under one scratch directory, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="fte-bench-", ignore_cleanup_errors=True) as scratch:
+        return measure(args, Path(scratch))
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> int:
+    """Every figure of the table, with all data under `tmp`."""
     binaries = find_binaries()
     rounds = 1 if args.quick else 3
     results: dict[str, Any] = {
@@ -489,7 +497,6 @@ def main() -> int:
         "dapr_published": DAPR_PUBLISHED,
     }
     rows: list[tuple[str, str, str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="fte-bench-"))
     mock = MockLLM(delay_s=args.delay)
 
     with mock.serve() as mock_url:

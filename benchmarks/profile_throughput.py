@@ -563,8 +563,15 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     configure_logging()
+    # The stacks' data (the scheduler's etcd WAL alone is 64 MB per segment) and, without
+    # --out, the raw profiles live in a scratch directory removed at the end.
+    with tempfile.TemporaryDirectory(prefix="fte-profile-", ignore_cleanup_errors=True) as scratch:
+        return profile(args, names, Path(scratch))
+
+
+def profile(args: argparse.Namespace, names: list[str], tmp: Path) -> int:
+    """The profiled load, then the A/B rounds of `names`, with all data under `tmp`."""
     binaries = find_binaries()
-    tmp = Path(tempfile.mkdtemp(prefix="fte-profile-"))
     out = args.out or tmp / "profiles"
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {CORES} cores, load {os.getloadavg()[0]:.1f} at start; scratch {tmp}")

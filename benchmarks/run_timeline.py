@@ -64,10 +64,10 @@ def main() -> int:
     args = parser.parse_args()
     configure_logging()
     mock = MockLLM(delay_s=args.delay)
-    data_dir = Path(tempfile.mkdtemp(prefix="fte-timeline-"))
     with (
+        tempfile.TemporaryDirectory(prefix="fte-timeline-", ignore_cleanup_errors=True) as data,
         mock.serve() as mock_url,
-        EmbeddedStack(data_dir=data_dir, binaries=find_binaries()) as endpoint,
+        EmbeddedStack(data_dir=Path(data), binaries=find_binaries()) as endpoint,
         wiring.research_worker(endpoint, llm_config=LLMConfig(base_url=mock_url)),
     ):
         client = workflow_client(endpoint)

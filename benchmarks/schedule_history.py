@@ -74,7 +74,6 @@ def main() -> int:
     args = parser.parse_args()
     configure_logging()
     binaries = find_binaries()
-    data_dir = Path(tempfile.mkdtemp(prefix="fte-bench-schedule-"))
     instance = names.schedule_instance("bench")
     now = iso(datetime.now(UTC))
     spec = ScheduleSpec(
@@ -85,7 +84,8 @@ def main() -> int:
         created_at=now,
     )
     with (
-        EmbeddedStack(data_dir=data_dir, binaries=binaries) as endpoint,
+        tempfile.TemporaryDirectory(prefix="fte-schedule-", ignore_cleanup_errors=True) as data,
+        EmbeddedStack(data_dir=Path(data), binaries=binaries) as endpoint,
         WorkflowWorker(
             host=endpoint.host,
             port=endpoint.grpc_port,
@@ -93,6 +93,7 @@ def main() -> int:
             api_token=endpoint.api_token,
         ),
     ):
+        data_dir = Path(data)
         client = workflow_client(endpoint)
         start = ScheduleInput(spec=spec, state=ScheduleState(cursor=now))
         client.schedule_new_workflow(
