@@ -43,7 +43,6 @@ import httpx
 from fte import names, wiring
 from fte.agents import offline_model, planner
 from fte.agents.source_finder import QUERIES, RELEVANCE
-from fte.artifacts import ANSWER_PREFIX
 from fte.backends import render
 from fte.client import ResearchClient
 from fte.contracts import MAX_SUB_QUESTIONS, OFFLINE_MODEL, AgentModels, ModelEndpoint, RunConfig
@@ -51,10 +50,10 @@ from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_clients import workflow_client
 from fte.dapr_stack import EmbeddedStack, RuntimeEndpoint, read_record
 from fte.evals.transports import ModelServer, agent_of, completion
-from fte.layout import STATE_DB
+from fte.layout import ANSWER_PREFIX, STATE_DB
 from fte.llm import LLMConfig, ModelRequest
 from fte.logs import configure_logging
-from fte.stored_runs import reclaim_space
+from fte.stored_runs import purge_leftovers
 from fte.worker import Registry, WorkflowWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,17 +238,14 @@ def state_rows(db: Path, like: str = "%") -> int:
 
 def purge_runs(endpoint: RuntimeEndpoint, data_dir: Path, task_ids: list[str]) -> dict[str, Any]:
     """What `fte purge` does to these runs: each one's history (with its children's),
-    artifacts and index entry deleted through the runtime, then the SQLite file compacted.
-
-    The model's answers kept against redelivery stay until their TTL (an hour) ends them;
-    they are counted apart.
-    """
+    artifacts and index entry deleted through the runtime, then their answer memos deleted
+    from the SQLite file and the file compacted (`fte.stored_runs.purge_leftovers`)."""
     rows_before = state_rows(data_dir / STATE_DB)
     started = time.perf_counter()
     with ResearchClient(endpoint) as research:
         for task_id in task_ids:
             research.purge(task_id)
-    bytes_before, bytes_after = reclaim_space(data_dir)
+    bytes_before, bytes_after = purge_leftovers(data_dir, task_ids)
     return {
         "purge_runs": len(task_ids),
         "purge_s": time.perf_counter() - started,
@@ -839,7 +835,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
                         *(size / 1e6 for size in purged["purge_state_store_bytes"])
                     ),
                     f"rows {purged['purge_rows_before']} → {purged['purge_rows_after']} "
-                    f"({purged['purge_answer_memos_left']} answer memos, 1 h TTL); "
+                    f"({purged['purge_answer_memos_left']} answer memos); "
                     f"{purged['purge_s']:.1f} s",
                     "space returned",
                 )

@@ -18,7 +18,7 @@ from dapr.clients import DaprClient
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, StateOptions
 
-from fte.layout import RUN_INDEX_KEY
+from fte.layout import ANSWER_PREFIX, RUN_INDEX_KEY
 
 STORE_NAME = "statestore"
 KEY_PREFIX = "artifact"
@@ -98,10 +98,11 @@ def rounds_artifact_names(rounds: Iterable[Mapping[str, Any]]) -> list[str]:
 
 # An agent activity's answer, under the scheduled activity that asked for it and a hash of
 # its input: a redelivered activity returns it instead of asking the model again
-# (fte.activities.agent_activity). It expires by itself, so no compensation or purge needs to
-# know about it: an hour outlasts any redelivery after a failover (seconds to minutes), and
-# a run started again under a purged run's ID schedules its activities anew (new keys).
-ANSWER_PREFIX = "answer"
+# (fte.activities.agent_activity). It expires by itself, so compensation need not know about
+# it: an hour outlasts any redelivery after a failover (seconds to minutes), and a run
+# started again under a purged run's ID schedules its activities anew (new keys). The
+# runtime cannot list keys, so a purge deletes them only from the embedded store's file
+# (`fte.stored_runs.purge_leftovers`); elsewhere they wait out the hour.
 ANSWER_TTL_S = 3600
 _ANSWER_TTL = {"ttlInSeconds": str(ANSWER_TTL_S)}
 

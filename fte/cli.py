@@ -778,7 +778,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         else:
             purged = client.purge_older_than(args.older_than)
         if purged and stored_runs.embedded(external_store=settings.state_url is not None):
-            before, after = stored_runs.reclaim_space(settings.data_dir)
+            before, after = stored_runs.purge_leftovers(settings.data_dir, purged)
             freed = f"; state store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB"
     for task_id in purged:
         print(task_id)

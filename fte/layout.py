@@ -15,3 +15,6 @@ STACK_RECORD = "stack.json"
 STATE_DB = "state.db"
 # The state-store key of the run index (task ID -> query, corpus, created-at).
 RUN_INDEX_KEY = "runs:index"
+# The prefix of the keys of agents' answer memos (`fte.artifacts.answer_key`), which a purge
+# of the embedded store deletes straight from its file (`fte.stored_runs`).
+ANSWER_PREFIX = "answer"

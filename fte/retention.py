@@ -56,7 +56,7 @@ class Retention:
         try:
             purged = client.purge_older_than(self._keep)
             if purged and self._embedded:
-                before, after = stored_runs.reclaim_space(self._data_dir)
+                before, after = stored_runs.purge_leftovers(self._data_dir, purged)
                 log.info("retention.compacted", bytes_before=before, bytes_after=after)
         except (FteError, grpc.RpcError) as exc:
             log.warning("retention.sweep_failed", error=str(exc))

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from fte import locks
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import read_ports, read_record
 from fte.errors import RuntimeSetupError
-from fte.layout import APP_ID, LOCK_FILE, RUN_INDEX_KEY, STATE_DB
+from fte.layout import ANSWER_PREFIX, APP_ID, LOCK_FILE, RUN_INDEX_KEY, STATE_DB
 
 
 def embedded(*, external_store: bool) -> bool:
@@ -100,3 +101,30 @@ def reclaim_space(data_dir: Path) -> tuple[int, int]:
     finally:
         conn.close()
     return before, state_store_bytes(data_dir)
+
+
+def purge_leftovers(data_dir: Path, task_ids: Iterable[str]) -> tuple[int, int]:
+    """After these runs were purged through the runtime: delete what it cannot, their answer
+    memos, then give the space back (`reclaim_space`); (bytes before, bytes after).
+
+    An agent activity keeps the model's answer for an hour against redelivery
+    (`fte.artifacts.answer_key`), under `answer:<workflow>:…` where the workflow is the run
+    or one of its children (`<run>.<role>`; a task ID has no dot). Dapr's state API cannot
+    list keys, but this file is ours to read: a purged run's answers go with it.
+    """
+    db = data_dir / STATE_DB
+    if db.exists():
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for task_id in task_ids:
+                for after_id in (":", "."):  # the run's own answers, then its children's
+                    start = f"{APP_ID}||{ANSWER_PREFIX}:{task_id}{after_id}"
+                    past = start[:-1] + chr(ord(after_id) + 1)  # the first key after them all
+                    conn.execute("DELETE FROM state WHERE key >= ? AND key < ?", (start, past))
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise RuntimeSetupError(f"cannot delete from the state store {db}: {exc}") from None
+        finally:
+            conn.close()
+    return reclaim_space(data_dir)

@@ -1,8 +1,10 @@
-"""Purging gives the space back, and a running worker purges old finished runs by itself.
+"""Purging leaves nothing of a run and gives the space back, and a running worker purges old
+finished runs by itself.
 
 Deleting rows leaves SQLite's pages free but the file as large as before; `fte purge` and
 the worker's retention sweep (`FTE_RETENTION_DAYS`, `fte.retention`) compact the state
-store afterwards. Checked on the real SQLite file the runtime writes.
+store afterwards. The agents' answer memos, which the runtime cannot list, are deleted
+from the file too. Checked on the real SQLite file the runtime writes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ def _free_pages(db: Path) -> int:
         return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
 
 
+def _keys_of(db: Path, task_id: str) -> list[str]:
+    """Every state-store key that names this run or one of its child workflows."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        keys = [str(key) for (key,) in conn.execute("SELECT key FROM state")]
+    return [key for key in keys if re.search(rf"[|:]{re.escape(task_id)}[|:.]", key)]
+
+
 def _indexed(db: Path) -> bool:
     return "old-run" in read_index(db)
 
@@ -45,6 +54,11 @@ def _run(data_dir: Path, task_id: str) -> None:
 def test_purge_compacts_the_state_store(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     _run(data_dir, "a-run")
+    # A run whose ID starts with the purged one's, which must keep everything.
+    _run(data_dir, "a-run-2")
+    db = data_dir / STATE_DB
+    kept = _keys_of(db, "a-run-2")
+    assert any("||answer:" in key for key in _keys_of(db, "a-run"))  # the agents' memos
 
     purged = fte("purge", "a-run", "--data-dir", str(data_dir))
 
@@ -54,8 +68,11 @@ def test_purge_compacts_the_state_store(tmp_path: Path) -> None:
     sizes = re.search(r"state store ([\d.]+) MB -> ([\d.]+) MB", purged.stderr)
     assert sizes is not None, purged.stderr
     assert float(sizes[2]) < float(sizes[1])
-    assert _free_pages(data_dir / STATE_DB) == 0
-    assert read_index(data_dir / STATE_DB) == {}
+    assert _free_pages(db) == 0
+    assert list(read_index(db)) == ["a-run-2"]
+    # Nothing of the run is left: history, artifacts, and its answer memos.
+    assert _keys_of(db, "a-run") == []
+    assert _keys_of(db, "a-run-2") == kept
 
 
 def test_a_worker_purges_finished_runs_past_the_retention(tmp_path: Path) -> None:
@@ -78,4 +95,5 @@ def test_a_worker_purges_finished_runs_past_the_retention(tmp_path: Path) -> Non
 
     assert _free_pages(db) == 0
     assert read_index(data_dir / STATE_DB) == {}
+    assert _keys_of(db, "old-run") == []
     assert os.path.getsize(db) > 0

@@ -17,10 +17,10 @@ import pytest
 import respx
 
 from fte.agents import analyst, reviewer
-from fte.artifacts import ANSWER_PREFIX
 from fte.client import ResearchClient
 from fte.contracts import ModelEndpoint, RunConfig
 from fte.dapr_stack import EmbeddedStack
+from fte.layout import ANSWER_PREFIX
 from tests.pipeline.conftest import SUB_QUESTIONS, install, stored_artifact_keys
 from tests.pipeline.test_worker_kill import WorkerProcess
 from tests.support.processes import wait_for
