@@ -39,6 +39,7 @@ from typing import Any
 
 import dapr.ext.workflow as wf
 import httpx
+from readme_table import shrunk
 
 from fte import names, wiring
 from fte.agents import offline_model, planner
@@ -831,9 +832,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
             rows.append(
                 (
                     f"fte purge of {purged['purge_runs']} runs, then compaction",
-                    "{:.1f} MB → {:.1f} MB".format(
-                        *(size / 1e6 for size in purged["purge_state_store_bytes"])
-                    ),
+                    shrunk(purged["purge_state_store_bytes"]),
                     f"rows {purged['purge_rows_before']} → {purged['purge_rows_after']} "
                     f"({purged['purge_answer_memos_left']} answer memos); "
                     f"{purged['purge_s']:.1f} s",

@@ -33,9 +33,13 @@ def kilobytes(value: Any) -> str:
     return f"{value / 1024:.0f} KB"
 
 
+def size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} KB"
+
+
 def shrunk(value: Any) -> str:
     before, after = value
-    return f"{before / 1e6:.1f} MB → {after / 1e6:.1f} MB"
+    return f"{size(before)} → {size(after)}"
 
 
 def per_second(value: Any) -> str:
