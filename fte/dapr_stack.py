@@ -447,6 +447,8 @@ class EmbeddedStack:
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _problem: str | None = field(default=None, init=False)
     _restarts: dict[str, list[float]] = field(default_factory=dict, init=False)
+    # Why the last restart of a role failed to start a process, until one starts.
+    _restart_failures: dict[str, str] = field(default_factory=dict, init=False)
     _stall: StallWatch | None = field(default=None, init=False)
     endpoint: RuntimeEndpoint | None = field(default=None, init=False)
 
@@ -698,9 +700,15 @@ class EmbeddedStack:
         reason = exit_reason(code)
         if len(recent) >= MAX_RESTARTS_PER_MINUTE:
             if self._problem is None:
+                failure = self._restart_failures.get(role)
+                what = (
+                    f"the Dapr {role} exited ({reason}) and cannot be started again ({failure})"
+                    if failure is not None
+                    else f"the Dapr {role} keeps exiting ({reason}, {len(recent) + 1} times "
+                    "in a minute)"
+                )
                 self._problem = (
-                    f"the Dapr {role} keeps exiting ({reason}, {len(recent) + 1} times in a "
-                    f"minute); see {log_path}; runs are saved and continue once `fte worker` "
+                    f"{what}; see {log_path}; runs are saved and continue once `fte worker` "
                     "runs on a healthy runtime"
                 )
                 log.error(self._problem)
@@ -710,14 +718,23 @@ class EmbeddedStack:
             f"the Dapr {role} (pid {proc.popen.pid}) exited ({reason}); restarting it",
             log=str(log_path),
         )
-        proc.log_file.close()
-        self._procs.remove(proc)
         try:
             try:
                 restarted = self._spawn(role, proc.argv, self._group)
             except OSError:  # the stack's process group is gone with its last member
                 restarted = self._spawn(role, proc.argv, 0)
                 self._group = restarted.popen.pid
+        except Exception as exc:  # noqa: BLE001 - reported, and retried on the next round
+            # The dead process stays listed, so the next round tries again, within the
+            # budget; past it, this is the problem the worker and the commands report (a
+            # missing data directory, a full disk, a sidecar binary gone from the cache).
+            self._restart_failures[role] = f"{type(exc).__name__}: {exc}"
+            log.error(f"starting the Dapr {role} again failed: {exc}")
+            return
+        self._restart_failures.pop(role, None)
+        proc.log_file.close()
+        self._procs.remove(proc)
+        try:
             self._wait_http(role, self._health_url(role))
             assert self._binaries is not None
             self._write_record(self._binaries, ready=True)

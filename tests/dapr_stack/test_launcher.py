@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -239,6 +240,30 @@ def test_a_role_that_keeps_dying_is_reported_not_restarted_for_ever(tmp_path: Pa
         problem = endpoint.problem()
         assert problem is not None and "the Dapr scheduler keeps exiting" in problem
         assert "scheduler.log" in problem and "\n" not in problem
+    finally:
+        stack.stop()
+
+
+@pytest.mark.engine
+def test_a_role_that_cannot_be_started_again_is_reported_not_forgotten(tmp_path: Path) -> None:
+    """A restart that cannot even start the process is tried again within the budget, then
+    reported. Here its log cannot be opened, as on a full disk or under a deleted data
+    directory; the dead role used to drop out of supervision with no problem reported, and
+    a worker on the stack waited for ever."""
+    stack = EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries())
+    endpoint = stack.start()
+    logs = stack.data_dir / "logs"
+    try:
+        shutil.rmtree(logs)  # the running processes keep their open log files
+        logs.write_text("not a directory")
+        os.kill(_recorded_pid(stack.data_dir, "scheduler"), signal.SIGKILL)
+
+        wait_for(lambda: endpoint.problem() is not None, "the launcher to give up", timeout=15)
+        problem = endpoint.problem()
+        assert problem is not None
+        assert "the Dapr scheduler exited (killed by SIGKILL)" in problem, problem
+        assert "cannot be started again (FileExistsError" in problem, problem
+        assert "\n" not in problem
     finally:
         stack.stop()
 
