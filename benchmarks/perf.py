@@ -696,7 +696,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
             )
         )
 
-        # Dapr's benchmark shape, on SQLite here and on PostgreSQL below.
+        # Dapr's benchmark shape on each store, after the research stack (below).
         shapes: dict[str, Throughput] = {}
         waves = 1 if args.quick else 3
         data_dir = tmp / "data"
