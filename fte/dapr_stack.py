@@ -659,7 +659,20 @@ class EmbeddedStack:
     def _watch(self, loop: Callable[[], None]) -> None:
         if not self.supervise:
             return
-        self._watcher = threading.Thread(target=loop, name="fte-stack-watch", daemon=True)
+
+        def watching() -> None:
+            try:
+                loop()
+            except Exception as exc:  # noqa: BLE001 - becomes the stack's users' one-line error
+                # Ended unseen, the watch would leave the worker and the commands waiting on
+                # a runtime that nobody mends (a data directory deleted under them, say).
+                self._problem = (
+                    f"watching the Dapr runtime of {self.data_dir} failed "
+                    f"({type(exc).__name__}: {exc})"
+                )
+                log.error(self._problem)
+
+        self._watcher = threading.Thread(target=watching, name="fte-stack-watch", daemon=True)
         self._watcher.start()
 
     def _supervise(self) -> None:

@@ -57,6 +57,29 @@ def test_second_launcher_on_same_data_dir_attaches(tmp_path: Path) -> None:
 
 
 @pytest.mark.engine
+def test_an_attached_launcher_whose_directory_is_gone_reports_it(tmp_path: Path) -> None:
+    """The owner stops and the data directory has been deleted (a test's tmp_path, an
+    `rm -rf`): taking the stack over cannot even open the lock file. That error used to end
+    the watching thread silently, and a worker on the attached stack waited for ever."""
+    data_dir = tmp_path / "data"
+    first = EmbeddedStack(data_dir=data_dir, binaries=find_binaries())
+    first.start()
+    second = EmbeddedStack(data_dir=data_dir)
+    attached = second.start()
+    try:
+        shutil.rmtree(data_dir)  # the running processes keep their open files
+        first.stop()
+
+        wait_for(lambda: attached.problem() is not None, "the attached launcher to say so", 15)
+        problem = attached.problem()
+        assert problem is not None and str(data_dir) in problem and "\n" not in problem
+        assert "FileNotFoundError" in problem, problem
+    finally:
+        second.stop()
+        first.stop()
+
+
+@pytest.mark.engine
 def test_killed_launcher_leaves_no_orphans_and_data_dir_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     launcher = subprocess.Popen(
