@@ -398,12 +398,7 @@ def dapr_shape_on_stack(
     """Dapr's benchmark shape on a fresh stack of its own, after a small warm-up wave."""
     with (
         stack as endpoint,
-        WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register_bench,
-            api_token=endpoint.api_token,
-        ),
+        WorkflowWorker.on(endpoint, register_bench),
     ):
         client = workflow_client(endpoint)
         try:
@@ -707,12 +702,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> int:
             client = workflow_client(endpoint)
 
             # -- fan-out of sleeping activities --
-            with WorkflowWorker(
-                host=endpoint.host,
-                port=endpoint.grpc_port,
-                register=register_bench,
-                api_token=endpoint.api_token,
-            ):
+            with WorkflowWorker.on(endpoint, register_bench):
                 for n in (8, 32):
                     wall = median_of(rounds, lambda n=n: fanout_wall(client, n, 1.0))  # type: ignore[misc]
                     ref = asyncio_fanout(n, 1.0)

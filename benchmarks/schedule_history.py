@@ -86,12 +86,7 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="fte-schedule-", ignore_cleanup_errors=True) as data,
         EmbeddedStack(data_dir=Path(data), binaries=binaries) as endpoint,
-        WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-        ),
+        WorkflowWorker.on(endpoint, register),
     ):
         data_dir = Path(data)
         client = workflow_client(endpoint)

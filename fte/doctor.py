@@ -179,12 +179,7 @@ def run_doctor(data_dir: Path, resources: Path | None = None) -> dict[str, Any]:
         sidecar, warnings = describe_sidecar(endpoint, resources)
         for warning in warnings:
             log.warning(warning)
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=_register,
-            api_token=endpoint.api_token,
-        ):
+        with WorkflowWorker.on(endpoint, _register):
             client = workflow_client(endpoint)
             try:
                 instance_id = f"doctor-{uuid.uuid4().hex[:8]}"

@@ -91,15 +91,13 @@ def research_worker(
         )
     )
     try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=registrar,
+        with WorkflowWorker.on(
+            endpoint,
+            registrar,
             max_concurrent_activities=max_concurrent_activities,
             # Every model call in flight holds a thread while it waits, and storage and
             # search activities must still find one free.
             threads=max(DEFAULT_ACTIVITY_THREADS, 2 * llm_config.max_concurrent_requests),
-            api_token=endpoint.api_token,
         ) as worker:
             yield worker
     finally:

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dapr.ext.workflow as wf
 import structlog
@@ -18,6 +18,9 @@ from dapr.ext.workflow.logger import LoggerOptions
 from fte import names
 from fte.api_tokens import sdk_token
 from fte.errors import ActivityResultTooLargeError, RuntimeSetupError
+
+if TYPE_CHECKING:
+    from fte.dapr_stack import RuntimeEndpoint
 
 log = structlog.get_logger(__name__)
 
@@ -312,6 +315,17 @@ class WorkflowWorker:
         register(registry)
         registry.check_complete()
         self._started = False
+
+    @classmethod
+    def on(cls, endpoint: RuntimeEndpoint, register: Registrar, **options: Any) -> WorkflowWorker:
+        """A worker of the sidecar at `endpoint` (with its API token); `options` as above."""
+        return cls(
+            host=endpoint.host,
+            port=endpoint.grpc_port,
+            register=register,
+            api_token=endpoint.api_token,
+            **options,
+        )
 
     def start(self) -> None:
         try:

@@ -138,10 +138,7 @@ def test_a_daprd_that_hands_a_connected_worker_no_work_is_restarted(
 
     client = workflow_client(endpoint)
     try:
-        with WorkflowWorker(
-            host=endpoint.host, port=endpoint.grpc_port, register=register,
-            api_token=endpoint.api_token,
-        ):  # fmt: skip
+        with WorkflowWorker.on(endpoint, register):
             # The deadlock is real: the worker's stream was accepted, yet daprd counts no
             # worker (a healthy daprd counts it within milliseconds).
             wait_for(
@@ -180,10 +177,7 @@ def test_a_healthy_daprd_is_not_restarted_when_workers_come_and_go(
     client = workflow_client(endpoint)
     try:
         for turn in range(2):
-            with WorkflowWorker(
-                host=endpoint.host, port=endpoint.grpc_port, register=register,
-                api_token=endpoint.api_token,
-            ):  # fmt: skip
+            with WorkflowWorker.on(endpoint, register):
                 instance_id = f"healthy-{turn}"
                 client.schedule_new_workflow("stall.measure", input="abc", instance_id=instance_id)
                 state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=60)

@@ -90,9 +90,7 @@ def _worker(endpoint: RuntimeEndpoint, versions: Versions) -> WorkflowWorker:
         for letter in "abc":
             registry.activity(f"vprobe_{letter}", probe_app.record)
 
-    return WorkflowWorker(
-        host=endpoint.host, port=endpoint.grpc_port, register=register, api_token=endpoint.api_token
-    )
+    return WorkflowWorker.on(endpoint, register)
 
 
 def _wait_for_status(

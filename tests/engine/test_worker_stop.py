@@ -55,12 +55,7 @@ def test_stop_waits_until_the_running_activitys_result_is_sent(
     assert endpoint is not None
 
     def worker() -> WorkflowWorker:
-        return WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-        )
+        return WorkflowWorker.on(endpoint, register)
 
     client = workflow_client(endpoint)
     try:

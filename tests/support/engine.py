@@ -22,13 +22,7 @@ def serving(
     assert endpoint is not None, "the stack is not started"
     client = workflow_client(endpoint)
     try:
-        with WorkflowWorker(
-            host=endpoint.host,
-            port=endpoint.grpc_port,
-            register=register,
-            api_token=endpoint.api_token,
-            **worker_options,
-        ):
+        with WorkflowWorker.on(endpoint, register, **worker_options):
             yield client
     finally:
         client.close()
