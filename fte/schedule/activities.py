@@ -56,6 +56,7 @@ def fire(ctx: wf.WorkflowActivityContext, raw: dict[str, Any]) -> dict[str, Any]
         run_id=inp.run_id,
         previous_state=previous_state,
         compare_with=compare_with,
+        execution=inp.execution,
     )
     if run_state(client, inp.run_id) is not None:
         result.already_existed = True

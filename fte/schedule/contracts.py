@@ -193,6 +193,10 @@ class FireInput(Contract):
         "is what the new run is compared with."
     )
     config: RunConfig
+    execution: int = Field(
+        default=0,
+        description="The loop's execution that asks (echoed in the result, see FireResult).",
+    )
 
 
 class FireResult(Contract):
@@ -204,6 +208,20 @@ class FireResult(Contract):
     already_existed: bool = Field(
         default=False, description="The run existed already: a retried fire, not a second run."
     )
+    execution: int | None = Field(
+        default=None, description="The loop execution that asked (None from older workers)."
+    )
+
+    def answers(self, asked: FireInput) -> bool:
+        """Whether this is the answer to `asked`, not to a fire of an earlier execution.
+
+        Dapr 1.18 can hand an earlier execution's activity result to this one: results
+        carry the task's sequence number but not the execution (`continue_as_new`
+        generation), and every execution numbers its tasks from 0. A redelivered result
+        (an activity run again after a crash) then completes whatever task of the
+        current execution has the same number.
+        """
+        return self.run_id == asked.run_id and self.execution in (None, asked.execution)
 
 
 def format_next_fire(status: ScheduleStatus | None, tz: str) -> str:

@@ -52,6 +52,11 @@ _LATE = timedelta(seconds=60)
 # late (the engine's timer, a busy worker), and `--catchup-window 0` means "no catching up",
 # not "never fire".
 ON_TIME_GRACE = timedelta(seconds=5)
+# Executions that record a fire's answer only once it is that fire's (FireResult.answers).
+STALE_ANSWERS_PATCH = "fire-answers-checked"
+# Asks per fire before it counts as failed: a stale answer comes at most once per
+# redelivery, so a second ask almost always gets the real one.
+_ASKS = 3
 
 
 def schedule_workflow(ctx: wf.DaprWorkflowContext, raw: dict[str, Any]) -> Flow:
@@ -171,41 +176,47 @@ def fire(
     if state.last_completed is not None:
         candidates.append(state.last_completed)
     candidates = [c for c in dict.fromkeys(candidates) if c != rid]
-    call: Any = ctx.call_activity(
-        names.SCHEDULE_FIRE,
-        input=FireInput(
-            schedule=spec.name,
-            run_id=rid,
-            fire_time=iso(fire_time),
-            kind=kind,
-            overlap=spec.overlap,
-            previous=state.last_run,
-            buffer_taken=state.buffered is not None,
-            candidates=candidates,
-            config=spec.run,
-        ),
-        retry_policy=IO_RETRY,
+    asked = FireInput(
+        schedule=spec.name,
+        run_id=rid,
+        fire_time=iso(fire_time),
+        kind=kind,
+        overlap=spec.overlap,
+        previous=state.last_run,
+        buffer_taken=state.buffered is not None,
+        candidates=candidates,
+        config=spec.run,
+        execution=state.executions,
     )
-    try:
-        raw = yield call
-    except wf.TaskFailedError as exc:
-        # The state store or sidecar stayed unreachable through the retries: this fire is
-        # lost (counted, shown), the schedule is not. A buffered fire tries again.
-        if kind != "buffered":
-            state.fires += 1
-            state.failed += 1
+    # Patched in place: an execution recorded before the check replays without it.
+    checks_answers = ctx.is_patched(STALE_ANSWERS_PATCH)
+    for _ask in range(_ASKS):
+        call: Any = ctx.call_activity(names.SCHEDULE_FIRE, input=asked, retry_policy=IO_RETRY)
+        try:
+            raw = yield call
+        except wf.TaskFailedError as exc:
+            # The state store or sidecar stayed unreachable through the retries: this fire
+            # is lost (counted, shown), the schedule is not.
             message = getattr(getattr(exc, "details", None), "message", None) or str(exc)
-            state.remember(
-                FireRecord(
-                    fire_time=iso(fire_time),
-                    run_id=rid,
-                    kind=kind,
-                    outcome="failed",
-                    detail=str(message)[:200],
-                )
+            fire_failed(state, asked, str(message))
+            return
+        result = FireResult.model_validate(raw)
+        if not checks_answers or result.answers(asked):
+            break
+        # Another fire's result (FireResult.answers): the real one is dropped by the
+        # engine as a duplicate, so ask again; the fire activity is idempotent.
+        if not ctx.is_replaying:
+            log.warning(
+                "schedule fire answered by another fire; asking again",
+                schedule=spec.name,
+                run_id=rid,
+                answer_for=result.run_id,
+                answer_execution=result.execution,
+                execution=state.executions,
             )
+    else:
+        fire_failed(state, asked, f"{_ASKS} answers were other fires' results")
         return
-    result = FireResult.model_validate(raw)
     if result.compare_with is not None:
         state.last_completed = result.compare_with
     if kind == "buffered":
@@ -234,6 +245,23 @@ def fire(
         log.info(
             "schedule fired", schedule=spec.name, run_id=rid, kind=kind, outcome=result.outcome
         )
+
+
+def fire_failed(state: ScheduleState, asked: FireInput, reason: str) -> None:
+    """Count a fire whose activity gave no answer; a buffered fire tries again instead."""
+    if asked.kind == "buffered":
+        return
+    state.fires += 1
+    state.failed += 1
+    state.remember(
+        FireRecord(
+            fire_time=asked.fire_time,
+            run_id=asked.run_id,
+            kind=asked.kind,
+            outcome="failed",
+            detail=reason[:200],
+        )
+    )
 
 
 def status(

@@ -86,7 +86,8 @@ def fire_input(h: WorkflowHarness) -> FireInput:
 
 def answer(h: WorkflowHarness, outcome: str = "started", **fields: Any) -> None:
     inp = fire_input(h)
-    result = FireResult.model_validate({"outcome": outcome, "run_id": inp.run_id} | fields)
+    echoed = {"outcome": outcome, "run_id": inp.run_id, "execution": inp.execution}
+    result = FireResult.model_validate(echoed | fields)
     h.complete(names.SCHEDULE_FIRE, result.model_dump(mode="json")).step()
 
 
@@ -201,6 +202,79 @@ def test_a_skipped_fire_is_counted_and_the_previous_run_kept() -> None:
     assert (state.fires, state.started, state.skipped_overlap) == (2, 1, 1)
     assert state.last_run == "hourly-20300101T010000Z"
     assert state.recent[-1].detail == "previous run analysing"
+
+
+# What Dapr 1.18 delivers after a crash: the previous execution's fire activity ran again
+# and its result completed this execution's task of the same sequence number.
+STALE_START = {
+    "outcome": "started",
+    "run_id": "hourly-20300101T010000Z",
+    "execution": 1,
+    "already_existed": True,
+}
+
+
+def second_fire() -> WorkflowHarness:
+    """The 02:00 fire of an hourly schedule whose 01:00 fire started a run."""
+    h = begin(first_input())
+    h.fire(timer(h)).step()
+    answer(h)
+    h = h.next_execution()
+    h.fire(timer(h)).step()
+    return h
+
+
+def test_an_answer_to_an_earlier_fire_is_not_recorded_and_the_fire_is_asked_again() -> None:
+    h = second_fire()
+    asked = fire_input(h)
+    assert (asked.run_id, asked.execution) == ("hourly-20300101T020000Z", 2)
+    h.complete(names.SCHEDULE_FIRE, STALE_START).step()
+    # Not counted as a start of 02:00: the same fire is asked again.
+    assert fire_input(h) == asked
+    answer(h, "skipped", previous_state="analysing")
+    state = ended(h)
+    assert (state.fires, state.started, state.skipped_overlap) == (2, 1, 1)
+    assert state.last_run == "hourly-20300101T010000Z"
+    assert h.replay() == h.raw_actions
+
+
+def test_an_answer_of_the_same_fire_from_an_earlier_execution_is_asked_again() -> None:
+    # buffer-one polls one fire time over several executions: same run ID, other execution.
+    h = begin(first_input(overlap="buffer-one"))
+    h.fire(timer(h)).step()
+    answer(h, "buffered", previous_state="writing")
+    h = h.next_execution()
+    h.fire(timer(h)).step()
+    asked = fire_input(h)
+    assert (asked.kind, asked.execution) == ("buffered", 2)
+    stale = {"outcome": "buffered", "run_id": asked.run_id, "execution": 1}
+    h.complete(names.SCHEDULE_FIRE, stale).step()
+    assert fire_input(h) == asked
+    answer(h, "started")
+    state = ended(h)
+    assert state.buffered is None and (state.started, state.fires) == (1, 1)
+
+
+def test_a_fire_answered_only_by_other_fires_is_counted_as_failed() -> None:
+    h = second_fire()
+    for _ in range(3):
+        h.complete(names.SCHEDULE_FIRE, STALE_START).step()
+    state = ended(h)
+    assert (state.fires, state.started, state.failed) == (2, 1, 1)
+    assert state.recent[-1].outcome == "failed"
+    assert "other fires' results" in state.recent[-1].detail
+
+
+def test_an_execution_recorded_before_the_check_replays_without_it() -> None:
+    # A worker upgraded mid-execution: the history has no patch, so the replay must take
+    # the answer as before (asking again would not match the recorded history).
+    h = second_fire()
+    for event in h.history:
+        if event.HasField("workflowStarted"):
+            event.workflowStarted.version.ClearField("patches")
+    h.complete(names.SCHEDULE_FIRE, STALE_START).step()
+    state = ended(h)
+    assert (state.fires, state.started, state.last_run) == (2, 2, "hourly-20300101T020000Z")
 
 
 def test_buffer_one_holds_a_fire_and_polls_until_the_previous_run_ends() -> None:
