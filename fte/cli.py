@@ -1063,6 +1063,7 @@ def _settings(args: argparse.Namespace) -> FteSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and --version exit here, before any heavy import
+    from fte import log_files
     from fte.logs import configure_logging
 
     configure_logging(verbose=args.debug)
@@ -1081,6 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_file=json_file,
         secrets=settings.secret_values(),
     )
+    log_files.configure(settings.log_limits)
     handlers = {
         "sidecar": _cmd_sidecar,
         "config": _cmd_config,

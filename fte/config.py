@@ -54,6 +54,7 @@ from fte.contracts import (
 from fte.errors import UsageError
 from fte.llm_config import LIMIT_FIELDS as LLM_LIMIT_FIELDS
 from fte.llm_config import ByteCount, LLMConfig, Seconds, mask_url, url_credentials
+from fte.log_files import MB, LogLimits
 
 PROJECT_FILE = "fte.toml"
 CONFIG_ENV = "FTE_CONFIG"
@@ -116,6 +117,10 @@ class FteSettings(BaseSettings):
     retention_days: float = Field(default=30.0, ge=0, le=36500, allow_inf_nan=False)
     """Finished runs older than this are purged by a running worker (fte.retention); 0 keeps
     them until `fte purge`."""
+    log_max_mb: float = Field(default=20.0, gt=0, le=1_000_000, allow_inf_nan=False)
+    """A log in `<data_dir>/logs` past this size is rotated (fte.log_files)."""
+    log_backups: int = Field(default=3, ge=1, le=100)
+    """Rotated copies kept of each log (`fte.jsonl.1` ...); older ones are deleted."""
     approval_timeout_s: float = Field(default=3600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
     approval_reminder_interval_s: float = Field(
         default=600.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False
@@ -198,6 +203,10 @@ class FteSettings(BaseSettings):
     def log_file(self) -> Path:
         """Where the JSON log lines of every command go."""
         return self.data_dir / "logs" / "fte.jsonl"
+
+    @property
+    def log_limits(self) -> LogLimits:
+        return LogLimits(max_bytes=int(self.log_max_mb * MB), backups=self.log_backups)
 
     def agent_models(self) -> AgentModels:
         """Each agent's model: its own override, else `model`."""

@@ -45,7 +45,7 @@ from typing import IO, Annotated, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from fte import api_tokens, locks, package_path, sidecar_env
+from fte import api_tokens, locks, log_files, package_path, sidecar_env
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
 from fte.layout import APP_ID as APP_ID
@@ -492,6 +492,7 @@ class EmbeddedStack:
         self._ports = self._choose_ports()
         api_tokens.prepare(self.data_dir)
         started = time.monotonic()
+        log_files.rotate(self.data_dir / "logs")
         self._launch(binaries)
         self._write_record(binaries, ready=False)
         self._wait_http("daprd", f"http://127.0.0.1:{self._ports['daprd_http']}/v1.0/healthz")
@@ -676,18 +677,23 @@ class EmbeddedStack:
         self._watcher.start()
 
     def _supervise(self) -> None:
-        """Owner: a runtime process that dies is restarted on its ports, a few times a minute.
+        """Owner: a runtime process that dies is restarted on its ports, a few times a minute;
+        the logs are rotated past their limit every minute.
 
         Its clients (this process's worker and the commands attached to the stack) reconnect
         to the same ports by themselves. The thread that starts a process must outlive it
         (PR_SET_PDEATHSIG is per thread), which this loop does until `stop()`.
         """
+        next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
         while not self._stopping.wait(SUPERVISE_INTERVAL_S):
             for proc in list(self._procs):
                 code = proc.popen.poll()
                 if code is not None and not self._stopping.is_set():
                     self._recover(proc, code)
             self._mend_stall()
+            if time.monotonic() >= next_rotation:
+                next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+                log_files.rotate(self.data_dir / "logs")
 
     def _mend_stall(self) -> None:
         """Restart a daprd caught in its work-stream deadlock (`fte.stall_watch` says why)."""

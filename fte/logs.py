@@ -9,7 +9,8 @@ through stdlib) land in the same places as FTE's structlog events:
   output handler of its own (it printed them already).
 - `json_file` (normally `<data_dir>/logs/fte.jsonl`): every record from INFO as one JSON object
   per line: `timestamp` (ISO-8601 UTC), `level`, `logger`, `event`, plus whatever context was
-  bound (`task_id`, `activity`, `workflow_id`, `agent`, `model`, ...).
+  bound (`task_id`, `activity`, `workflow_id`, `agent`, `model`, ...). Other processes may
+  rotate it (`fte.log_files`).
 
 Redaction runs twice: on the event dict's string values (so JSON escaping cannot hide a
 secret from it) and on the final rendered line (so exception tracebacks and reprs are covered).
@@ -18,6 +19,7 @@ secret from it) and on the final rendered line (so exception tracebacks and repr
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from collections.abc import Iterable
@@ -204,7 +206,9 @@ def configure_logging(
     if json_file is not None:
         try:
             json_file.parent.mkdir(parents=True, exist_ok=True)
-            to_file = logging.FileHandler(json_file, encoding="utf-8")
+            # Watched: the file may be rotated by another process (fte.log_files); each
+            # line is written to whatever file has the name now.
+            to_file = logging.handlers.WatchedFileHandler(json_file, encoding="utf-8")
         except OSError as exc:
             file_problem = exc
         else:

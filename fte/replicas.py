@@ -33,7 +33,7 @@ from typing import IO
 
 import structlog
 
-from fte import api_tokens, locks
+from fte import api_tokens, locks, log_files
 from fte.backends import SECRET_PREFIX, Backends
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_stack import (
@@ -405,9 +405,13 @@ def serve(
                 f"{env_file(running.data_dir, replica.index)}; set +a)"
             )
         say("submit runs from another shell with those settings: fte research QUERY --detach")
+        next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
         while not stop.wait(1.0):
             for line in running.check():
                 say(line)
+            if time.monotonic() >= next_rotation:
+                next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+                log_files.rotate(running.data_dir / "logs")
 
 
 def cmd_up(args: argparse.Namespace, *, say: Callable[[str], None]) -> int:

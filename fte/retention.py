@@ -5,6 +5,7 @@ history after a week, but leaves the run's artifacts and index entry, and SQLite
 freed pages. A long-lived worker (`fte serve`, `fte worker`, a background worker) therefore
 sweeps once at start and then hourly: the same purge as `fte purge --older-than`, then the
 state store is compacted (`fte.stored_runs.reclaim_space`) so the space goes back to the disk.
+Each sweep also rotates the logs past their limit (`fte.log_files`), retention on or off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 import structlog
 
-from fte import stored_runs
+from fte import log_files, stored_runs
 from fte.errors import FteError
 
 if TYPE_CHECKING:
@@ -50,9 +51,13 @@ class Retention:
 
     def sweep_if_due(self, client: ResearchClient) -> list[str]:
         """Purge what is due now; a failure is logged and tried again at the next sweep."""
-        if self._keep is None or self._clock() < self._next:
+        if self._clock() < self._next:
             return []
         self._next = self._clock() + self._every_s
+        # A worker on an external sidecar has no stack owner to rotate its log.
+        log_files.rotate(self._data_dir / "logs")
+        if self._keep is None:
+            return []
         try:
             purged = client.purge_older_than(self._keep)
             if purged and self._embedded:

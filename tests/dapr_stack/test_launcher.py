@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fte import dapr_build
+from fte import dapr_build, log_files
 from fte.dapr_build import find_binaries
 from fte.dapr_stack import (
     MAX_RESTARTS_PER_MINUTE,
@@ -27,6 +27,7 @@ from fte.dapr_stack import (
     live_stack,
 )
 from fte.errors import DataDirInUseError, RuntimeSetupError, SidecarBuildError
+from fte.log_files import LogLimits
 from tests.support import PROJECT_ROOT
 from tests.support.processes import LoggedProcess, pid_alive, wait_for
 
@@ -77,6 +78,35 @@ def test_an_attached_launcher_whose_directory_is_gone_reports_it(tmp_path: Path)
     finally:
         second.stop()
         first.stop()
+
+
+@pytest.mark.engine
+def test_the_owner_keeps_the_runtime_logs_bounded_and_the_runtime_writes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_files, "ROTATION_INTERVAL_S", 0.2)
+    monkeypatch.setattr(log_files, "_limits", LogLimits(max_bytes=50_000, backups=2))
+    logs = tmp_path / "data" / "logs"
+    logs.mkdir(parents=True)
+    earlier = b"an earlier stack's line\n" * 5000
+    (logs / "daprd.log").write_bytes(earlier)
+    with EmbeddedStack(data_dir=tmp_path / "data", binaries=find_binaries()):
+        # Past the limit at start: the earlier stack's lines are the first copy.
+        assert (logs / "daprd.log.1").read_bytes() == earlier
+        started = (logs / "daprd.log").read_bytes()
+        assert b"an earlier stack" not in started and started
+        # A running daprd's log grows past the limit: rotated within a round.
+        with (logs / "daprd.log").open("ab") as log:
+            log.write(b"busy\n" * 20_000)
+        wait_for(lambda: (logs / "daprd.log.1").read_bytes().startswith(started), "a rotation")
+        assert (logs / "daprd.log.2").read_bytes() == earlier
+        # daprd goes on writing into the truncated file, from its start: kill the placement
+        # service, and daprd logs losing it.
+        record = json.loads((tmp_path / "data" / STACK_RECORD).read_text())
+        os.kill(record["pids"]["placement"], signal.SIGKILL)
+        wait_for(lambda: b"placement" in (logs / "daprd.log").read_bytes(), "daprd to log")
+        assert (logs / "daprd.log").stat().st_size < 50_000
+        assert not (logs / "daprd.log").read_bytes().startswith(b"\0")
 
 
 @pytest.mark.engine
