@@ -158,7 +158,10 @@ def test_sigkill_worker_and_stack_while_a_schedule_fires(tmp_path: Path) -> None
 
     assert final is not None and final.cursor is not None
     run_ids = [r.task_id for r in runs]
-    assert len(run_ids) == len(set(run_ids)) == final.started
+    fires = "\n".join(
+        f"{r.fire_time} {r.run_id} {r.kind} {r.outcome} {r.detail}" for r in final.recent
+    )
+    assert len(run_ids) == len(set(run_ids)) == final.started, f"runs {run_ids}; fires:\n{fires}"
     fire_times = sorted(parse_utc(RUN_ID.match(r)[1]) for r in run_ids)  # type: ignore[index]
     assert all(t.timestamp() % EVERY_S == 0 for t in fire_times)
     assert set(states.values()) == {"completed"}, states
