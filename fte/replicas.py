@@ -38,6 +38,7 @@ from fte.backends import SECRET_PREFIX, Backends
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.dapr_stack import (
     APP_ID,
+    ETCD_FOOTPRINT_FLAGS,
     LOCK_FILE,
     READY_TIMEOUT_S,
     STOP_GRACE_S,
@@ -140,6 +141,7 @@ class ReplicaSet:
                 "--etcd-client-listen-address", lo,
                 "--etcd-initial-cluster",
                 f"dapr-scheduler-server-0=http://{lo}:{ports['scheduler_etcd_peer']}",
+                *ETCD_FOOTPRINT_FLAGS,
                 "--identity-directory-write", str(self.data_dir / "identity"),
                 "--enable-metrics=false", "--log-level", self.log_level,
             ],
