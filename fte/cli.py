@@ -528,6 +528,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from fte.dapr_stack import dapr_runtime
     from fte.research import choose_model
     from fte.retention import Retention
+    from fte.schedule.liveness import OverdueSchedules
     from fte.serving import worker_claim, worker_needed_by_a_command
     from fte.wiring import research_worker
 
@@ -538,6 +539,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         keep_days=settings.retention_days,
         embedded=stored_runs.embedded(external_store=settings.state_url is not None),
     )
+    overdue = OverdueSchedules()
     until_idle = getattr(args, "until_idle", False)
     choice = choose_model(args.settings)
     stop = threading.Event()
@@ -568,6 +570,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             while not stop.wait(2.0):
                 client.check_runtime()  # what the launcher could not mend ends the worker
                 retention.sweep_if_due(client)
+                overdue.check_if_due(client)
                 if not until_idle:
                     continue
                 try:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from pydantic import ValidationError
 
 from fte import artifacts, names
@@ -38,7 +39,12 @@ from fte.schedule.contracts import (
 )
 from fte.schedule.timing import as_utc, iso, smallest_gap
 
+log = structlog.get_logger(__name__)
+
 MAX_NAME = MAX_SCHEDULE_NAME
+# How late past its wake-up time a schedule is before a worker wakes it (wake_overdue):
+# far more than a timer is ever late, and more than a fire takes.
+WAKE_GRACE = timedelta(seconds=30)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -240,6 +246,31 @@ class ScheduleClient:
             ),
         )
         return request_id
+
+    def wake_overdue(self, now: datetime, grace: timedelta = WAKE_GRACE) -> list[str]:
+        """Wake each running schedule whose wake-up time passed `grace` ago; return them.
+
+        A schedule waits on a durable timer. daprd 1.18.2 was seen to lose one when a
+        worker was killed (tests/cli/test_schedule_kill.py), and with it the schedule
+        stopped for good. A `wake` event ends the wait; the next execution sets its timer
+        afresh and makes up the fires it missed under the usual catch-up rules. Waking a
+        schedule that is merely busy (its fire still running) costs one execution.
+        """
+        woken = []
+        for view in self.all():
+            status = view.status
+            if view.runtime_status != "RUNNING" or status is None or status.wake_at is None:
+                continue
+            wake_at = datetime.fromisoformat(status.wake_at)
+            if now - wake_at < grace:
+                continue
+            try:
+                self.control(view.name, "wake", f"its timer for {status.wake_at} did not fire")
+            except TaskStateError:
+                continue  # it ended meanwhile
+            log.warning("schedule overdue; waking it", schedule=view.name, wake_at=status.wake_at)
+            woken.append(view.name)
+        return woken
 
     def wait_started(self, name: str, *, timeout_s: float = 60.0) -> ScheduleView:
         """Wait until the loop's first execution has published its status."""

@@ -141,7 +141,9 @@ class ScheduleInput(Contract):
     state: ScheduleState
 
 
-ControlAction = Literal["pause", "resume", "trigger", "remove"]
+# `wake` changes nothing: it only ends the execution's wait, so that the next execution
+# sets its timer afresh (ScheduleClient.wake_overdue: a timer the engine lost).
+ControlAction = Literal["pause", "resume", "trigger", "remove", "wake"]
 
 
 class ScheduleControl(Contract):

@@ -159,8 +159,9 @@ def apply_control(
     elif control.action == "trigger":
         state.triggers += 1
         yield from fire(ctx, spec, state, now.replace(microsecond=0), "trigger")
-    else:
+    elif control.action == "remove":
         state.removed = True
+    # "wake": nothing to change; continuing as new is the point.
 
 
 def fire(

@@ -361,6 +361,16 @@ def test_events_beyond_the_first_are_carried_into_the_next_execution() -> None:
     assert not ended(following).paused
 
 
+def test_wake_only_starts_the_next_execution() -> None:
+    h = begin(first_input())
+    control(h, "wake", reason="its timer did not fire")
+    state = ended(h)
+    assert (state.fires, state.started, state.executions, state.removed) == (0, 0, 1, False)
+    assert state.seen_requests == ["req-1"]
+    following = h.next_execution()
+    assert timer(following).fire_at == datetime(2030, 1, 1, 1, 0)  # the same fire, waited for
+
+
 def test_remove_ends_the_loop() -> None:
     h = begin(first_input())
     control(h, "remove", "x1")

@@ -23,7 +23,7 @@ from fte.client import ResearchClient
 from fte.contracts import RunConfig
 from fte.dapr_stack import EmbeddedStack
 from fte.llm import LLMConfig
-from fte.schedule.client import ScheduleClient, UnknownScheduleError, make_spec
+from fte.schedule.client import WAKE_GRACE, ScheduleClient, UnknownScheduleError, make_spec
 from fte.schedule.contracts import FireRecord, ScheduleControl, ScheduleSpec, ScheduleStatus
 from fte.schedule.timing import parse_utc, run_id
 from fte.wiring import research_worker
@@ -260,6 +260,29 @@ def test_control_requests_are_idempotent(
         schedules.control(name, "resume")
     assert name not in [v.name for v in schedules.all()]
     assert research.workflow_state(names.schedule_instance(name)) is None  # history purged
+
+
+def test_a_schedule_past_its_wake_up_time_is_woken_and_counts_nothing(
+    schedules: ScheduleClient, corpus: Path, name: str
+) -> None:
+    # The stand-in for a durable timer the engine lost: a clock past the wake-up time.
+    schedules.add(make(name, corpus, every="1d"))
+    before = schedules.wait_started(name).status
+    assert before is not None and before.wake_at is not None
+    assert name not in schedules.wake_overdue(datetime.now(UTC))  # on time: left alone
+    late = datetime.fromisoformat(before.wake_at) + WAKE_GRACE + timedelta(seconds=1)
+    assert name in schedules.wake_overdue(late)
+    after = status_when(
+        schedules, name, lambda s: s.executions > before.executions, "a new execution"
+    )
+    # A new execution waiting for the same fire; nothing fired, nothing counted.
+    assert (after.next_fire, after.fires, after.started, after.paused) == (
+        before.next_fire,
+        0,
+        0,
+        False,
+    )
+    assert len(after.seen_requests) == len(before.seen_requests) + 1
 
 
 def test_fires_missed_while_no_worker_ran_are_caught_up_once(
