@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from fte import api_tokens, locks, log_files, package_path, sidecar_env
 from fte.dapr_build import SidecarBinaries, find_binaries
 from fte.errors import DataDirInUseError, RuntimeSetupError
+from fte.intervals import Interval
 from fte.layout import APP_ID as APP_ID
 from fte.layout import LOCK_FILE as LOCK_FILE
 from fte.layout import STACK_RECORD as STACK_RECORD
@@ -695,15 +696,14 @@ class EmbeddedStack:
         to the same ports by themselves. The thread that starts a process must outlive it
         (PR_SET_PDEATHSIG is per thread), which this loop does until `stop()`.
         """
-        next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+        rotation = Interval(log_files.ROTATION_INTERVAL_S)
         while not self._stopping.wait(SUPERVISE_INTERVAL_S):
             for proc in list(self._procs):
                 code = proc.popen.poll()
                 if code is not None and not self._stopping.is_set():
                     self._recover(proc, code)
             self._mend_stall()
-            if time.monotonic() >= next_rotation:
-                next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+            if rotation.due():
                 log_files.rotate(self.data_dir / "logs")
 
     def _mend_stall(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +52,9 @@ _limits = LogLimits()
 
 
 def configure(limits: LogLimits) -> None:
-    """Set this process's limits (`fte.logs.configure_logging` does, from the settings)."""
+    """Set this process's limits (`fte.cli` does, from the settings)."""
     global _limits
     _limits = limits
-
-
-def current() -> LogLimits:
-    return _limits
 
 
 def rotate(logs_dir: Path, limits: LogLimits | None = None) -> list[str]:
@@ -98,9 +95,10 @@ def rotate(logs_dir: Path, limits: LogLimits | None = None) -> list[str]:
 
 def _past(path: Path, max_bytes: int) -> bool:
     try:
-        return path.is_file() and path.stat().st_size > max_bytes
+        found = path.stat()
     except OSError:
         return False
+    return stat.S_ISREG(found.st_mode) and found.st_size > max_bytes
 
 
 def _numbered(path: Path, n: int) -> Path:

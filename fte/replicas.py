@@ -49,6 +49,7 @@ from fte.dapr_stack import (
     wait_healthy,
 )
 from fte.errors import DataDirInUseError, RuntimeSetupError, UsageError
+from fte.intervals import Interval
 
 log = structlog.get_logger(__name__)
 
@@ -407,12 +408,11 @@ def serve(
                 f"{env_file(running.data_dir, replica.index)}; set +a)"
             )
         say("submit runs from another shell with those settings: fte research QUERY --detach")
-        next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+        rotation = Interval(log_files.ROTATION_INTERVAL_S)
         while not stop.wait(1.0):
             for line in running.check():
                 say(line)
-            if time.monotonic() >= next_rotation:
-                next_rotation = time.monotonic() + log_files.ROTATION_INTERVAL_S
+            if rotation.due():
                 log_files.rotate(running.data_dir / "logs")
 
 

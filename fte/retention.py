@@ -21,6 +21,7 @@ import structlog
 
 from fte import log_files, stored_runs
 from fte.errors import FteError
+from fte.intervals import Interval
 
 if TYPE_CHECKING:
     from fte.client import ResearchClient
@@ -45,15 +46,12 @@ class Retention:
         self._data_dir = data_dir
         self._keep = timedelta(days=keep_days) if keep_days > 0 else None
         self._embedded = embedded
-        self._every_s = every_s
-        self._clock = clock
-        self._next = clock()  # the first call sweeps
+        self._sweep = Interval(every_s, at_once=True, clock=clock)  # the first call sweeps
 
     def sweep_if_due(self, client: ResearchClient) -> list[str]:
         """Purge what is due now; a failure is logged and tried again at the next sweep."""
-        if self._clock() < self._next:
+        if not self._sweep.due():
             return []
-        self._next = self._clock() + self._every_s
         # A worker on an external sidecar has no stack owner to rotate its log.
         log_files.rotate(self._data_dir / "logs")
         if self._keep is None:

@@ -6,8 +6,6 @@ of the worker's loop; a failure (the sidecar restarting) is logged and tried nex
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,6 +13,7 @@ import grpc
 import structlog
 
 from fte.errors import FteError
+from fte.intervals import Interval
 
 if TYPE_CHECKING:
     from fte.client import ResearchClient
@@ -25,20 +24,13 @@ CHECK_EVERY_S = 10.0
 
 
 class OverdueSchedules:
-    def __init__(
-        self,
-        *,
-        every_s: float = CHECK_EVERY_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._every_s = every_s
-        self._clock = clock
-        self._next = clock() + every_s
+    def __init__(self, every_s: float = CHECK_EVERY_S) -> None:
+        self._check = Interval(every_s)
 
     def check_if_due(self, client: ResearchClient) -> list[str]:
-        if self._clock() < self._next:
+        """The schedules woken, if a check was due; a failure is logged, not raised."""
+        if not self._check.due():
             return []
-        self._next = self._clock() + self._every_s
         from fte.schedule.client import ScheduleClient
 
         try:

@@ -119,15 +119,16 @@ def test_writers_in_other_processes_lose_no_line_while_their_log_is_rotated(
     }
 
 
-def test_the_settings_give_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_settings_give_the_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fte.config import load_settings
 
     monkeypatch.setenv("FTE_LOG_MAX_MB", "0.5")
     monkeypatch.setenv("FTE_LOG_BACKUPS", "7")
     assert load_settings().log_limits == LogLimits(max_bytes=512 * 1024, backups=7)
     monkeypatch.setattr(log_files, "_limits", LogLimits())
-    log_files.configure(load_settings().log_limits)
-    assert log_files.current().backups == 7
+    log_files.configure(LogLimits(max_bytes=10, backups=1))  # what fte.cli does with them
+    (tmp_path / "fte.jsonl").write_text("x" * 11)
+    assert rotate(tmp_path) == ["fte.jsonl"]  # the configured limit, not the default 20 MB
 
 
 def test_a_worker_rotates_at_each_retention_sweep_even_with_retention_off(
